@@ -59,6 +59,7 @@ class StopReason(enum.Enum):
     NONE = "train"
     PREDICATE = "the continue predicate said stop"
     TRAINING_FINISHED = "global step reached train_steps"
+    INPUT_EXHAUSTED = "the last iteration trained no step: training input ran out"
 
 
 @attrs.frozen(kw_only=True)
@@ -76,6 +77,7 @@ def next_iteration(
     train_steps: int | None,
     global_step: int,
     keep_going: bool,
+    last_trained_steps: int | None = None,
 ) -> IterationDecision:
     """Decide the next iteration of continuous_train_and_evaluate.
 
@@ -84,12 +86,16 @@ def next_iteration(
         train_steps: Total training steps, or None (train forever).
         global_step: The model's current global step.
         keep_going: The continue-predicate's last answer.
+        last_trained_steps: Steps the previous iteration advanced the global step
+            (None before the first); 0 means its input ran out.
 
     Returns:
         TRAIN with a step count that never goes past ``train_steps``, or STOP.
     """
     if not keep_going:
         return IterationDecision(step=Step.STOP, reason=StopReason.PREDICATE)
+    if last_trained_steps == 0:
+        return IterationDecision(step=Step.STOP, reason=StopReason.INPUT_EXHAUSTED)
     size = iteration_size(train_steps_per_iteration, train_steps)
     if train_steps is not None:
         left = train_steps - global_step

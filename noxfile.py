@@ -1,0 +1,115 @@
+"""Nox sessions: lint, typecheck, TF-free core tests, the full suite, GPU, bench, demo."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import nox
+
+nox.needs_version = ">=2025.2.9"  # nox.project.dependency_groups
+nox.options.default_venv_backend = "uv|virtualenv"  # uv when available, else virtualenv
+nox.options.reuse_venv = "yes"
+# What CI runs (`nox` with no arguments); tests_gpu skips itself without a GPU.
+nox.options.sessions = ["lint", "typecheck", "core", "tests", "tests_gpu"]
+
+PYTHON = "3.11"
+ROOT = Path(__file__).resolve().parent
+PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
+DEMO_CONFIG = "examples/wine/experiment.yaml"
+
+
+def group(name: str) -> tuple[str, ...]:
+    """The requirements of one PEP 735 dependency group in pyproject.toml."""
+    return nox.project.dependency_groups(PYPROJECT, name)
+
+
+def install(session: nox.Session, extras: str = "", *groups: str) -> None:
+    """Install this project (with `extras`, e.g. "tf,report") and dependency groups."""
+    # setuptools builds in ./build and would package modules deleted since the last build.
+    shutil.rmtree(ROOT / "build", ignore_errors=True)
+    target = f".[{extras}]" if extras else "."
+    session.install(target, *(req for name in groups for req in group(name)))
+
+
+def run_pytest(session: nox.Session, *args: str, env: dict[str, str] | None = None) -> None:
+    """Run pytest without the cache provider, forwarding `nox -s ... -- ARGS`."""
+    session.run("pytest", "-p", "no:cacheprovider", *args, *session.posargs, env=env)
+
+
+def gpu_visible() -> bool:
+    """Whether `nvidia-smi -L` exists, succeeds and lists a GPU (no Python deps needed)."""
+    exe = shutil.which("nvidia-smi")
+    if exe is None:
+        return False
+    try:
+        done = subprocess.run([exe, "-L"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return done.returncode == 0 and "GPU" in done.stdout
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """Ruff lint and format check."""
+    session.install(*group("lint"))
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session(python=PYTHON)
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict on core and shell, without TensorFlow (its imports are Any)."""
+    install(session, "", "typecheck")  # no TensorFlow: its imports are Any to mypy
+    session.run("mypy")
+
+
+@nox.session(python=PYTHON)
+def core(session: nox.Session) -> None:
+    """tests/core in a venv without TensorFlow: proves the core needs no TF."""
+    install(session, "", "test")
+    run_pytest(session, "tests/core")
+    session.run(
+        "python",
+        "-c",
+        "import importlib.util; "
+        "assert importlib.util.find_spec('tensorflow') is None, 'tensorflow is installed'",
+    )
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """The whole suite against tensorflow-cpu, then a quick benchmark if there is one."""
+    install(session, "tf,report", "test")
+    run_pytest(session)
+    if (ROOT / "benchmarks" / "__main__.py").is_file():
+        session.run("python", "-m", "benchmarks", "--quick")
+
+
+@nox.session(python=PYTHON)
+def tests_gpu(session: nox.Session) -> None:
+    """The whole suite against tensorflow[and-cuda]; gpu tests must find a GPU."""
+    if not gpu_visible():
+        session.skip("no GPU visible (nvidia-smi not found or failed); GPU session skipped")
+    install(session, "gpu,report", "test")
+    run_pytest(session, "-m", "gpu or not gpu", env={"TFX_REQUIRE_GPU": "1"})
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Side-by-side benchmarks: `nox -s bench -- --quick`."""
+    if not (ROOT / "benchmarks" / "__main__.py").is_file():
+        session.error("benchmarks/__main__.py not found: nothing to benchmark")
+    install(session, "tf")
+    session.run("python", "-m", "benchmarks", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def demo(session: nox.Session) -> None:
+    """Run the wine example end to end, or `tfexperiment ARGS` given after `--`."""
+    args = session.posargs or ["run", "--config", DEMO_CONFIG, "--output-dir", "runs/wine"]
+    if not session.posargs and not (ROOT / DEMO_CONFIG).is_file():
+        session.error(f"demo config {DEMO_CONFIG} not found (the wine example is missing)")
+    install(session, "tf,report")
+    session.run("tfexperiment", *args)
