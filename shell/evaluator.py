@@ -402,9 +402,7 @@ def _check_estimator(estimator: Any) -> None:
             f"{type(estimator).__name__} overrides Estimator members {overridden}"
         )
     config = estimator.config
-    if config.eval_distribute is not None or getattr(
-        config, "_distribute_coordinator_mode", None
-    ):
+    if config.eval_distribute is not None or getattr(config, "_distribute_coordinator_mode", None):
         raise UnsupportedEvaluationError("evaluation with a distribution strategy")
 
 

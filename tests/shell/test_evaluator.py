@@ -51,9 +51,7 @@ def _model_fn(features: Any, labels: Any, mode: Any, params: Any) -> Any:
         "mae": tf.compat.v1.metrics.mean_absolute_error(labels, predictions),
         "pred_mean": tf.compat.v1.metrics.mean(predictions),
     }
-    return tf.estimator.EstimatorSpec(
-        mode, loss=loss, train_op=train_op, eval_metric_ops=metrics
-    )
+    return tf.estimator.EstimatorSpec(mode, loss=loss, train_op=train_op, eval_metric_ops=metrics)
 
 
 def _config(model_dir: Path) -> Any:
@@ -150,7 +148,9 @@ def test_tensor_input_fn_falls_back_with_equal_results(custom: Any) -> None:
 def test_hooks_and_random_ops_fall_back(custom: Any) -> None:
     """Pins the documented fallbacks: user hooks, and stateful random ops in the eval graph."""
     hook = tf.compat.v1.train.StepCounterHook(every_n_steps=1000, output_dir=custom.model_dir)
-    assert isinstance(make_evaluator(custom, _eval_input_fn, steps=2, hooks=[hook]), FallbackEvaluator)
+    assert isinstance(
+        make_evaluator(custom, _eval_input_fn, steps=2, hooks=[hook]), FallbackEvaluator
+    )
     noisy = tf.estimator.Estimator(
         _model_fn, model_dir=custom.model_dir, params={"units": 4, "noise": True}
     )
@@ -176,9 +176,10 @@ def test_event_files_written_to_eval_dir(custom: Any) -> None:
 
 
 def test_evaluates_inside_saver_listener_during_train(tmp_path: Path) -> None:
-    """Pins that evaluating from after_save during train() works and matches later evaluate()."""
+    """Pins that a lazy first build inside after_save during train() works and stays correct."""
     estimator = tf.estimator.Estimator(_model_fn, config=_config(tmp_path), params={"units": 3})
-    evaluator = make_evaluator(estimator, _eval_input_fn, steps=4)
+    # Built on the first evaluate, i.e. while train()'s finalized graph is the default graph.
+    evaluator = PersistentEvaluator(estimator, _eval_input_fn, steps=4)
     seen: list[tuple[str, dict[str, Any]]] = []
 
     class Listener(tf.estimator.CheckpointSaverListener):  # type: ignore[misc]
