@@ -23,6 +23,10 @@ class FieldError(TFExperimentError):
         self.problem = problem
         super().__init__(f"{field}={value!r}: {problem}")
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle by the constructor's arguments, so errors cross process boundaries."""
+        return (type(self), (self.field, self.value, self.problem))
+
 
 class ConfigError(FieldError, ValueError):
     """A value is invalid (also a ``ValueError``)."""

@@ -35,10 +35,11 @@ def iteration_size(train_steps_per_iteration: int | None, train_steps: int | Non
             a wrong type).
     """
     _check_optional_positive("train_steps_per_iteration", train_steps_per_iteration)
-    if train_steps is not None and (
-        not isinstance(train_steps, int) or isinstance(train_steps, bool) or train_steps < 0
-    ):
-        raise ConfigError("train_steps", train_steps, "must be None or an int >= 0")
+    if train_steps is not None:
+        if not isinstance(train_steps, int) or isinstance(train_steps, bool):
+            raise ConfigTypeError("train_steps", train_steps, "must be None or an int >= 0")
+        if train_steps < 0:
+            raise ConfigError("train_steps", train_steps, "must be None or an int >= 0")
     if train_steps_per_iteration is not None:
         return train_steps_per_iteration
     if train_steps is not None:

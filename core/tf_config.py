@@ -85,8 +85,10 @@ class TFConfig:
         """
         if not isinstance(data, Mapping):
             raise TFConfigError("TF_CONFIG", data, "must be a JSON object")
-        cluster = _parse_cluster(data.get("cluster") or {})
-        task = data.get("task") or {}
+        raw_cluster = data.get("cluster")
+        cluster = _parse_cluster({} if raw_cluster is None else raw_cluster)
+        task = data.get("task")
+        task = {} if task is None else task
         if not isinstance(task, Mapping):
             raise TFConfigError("task", task, "must be an object with 'type' and 'index'")
         n_tasks = sum(len(a) for a in cluster.values())
@@ -107,8 +109,8 @@ class TFConfig:
         if not isinstance(index, int) or isinstance(index, bool):
             raise TFConfigError("task.index", index, "must be an int")
         if task_type is TaskType.EVALUATOR:
-            if index != 0:
-                raise TFConfigError("task.index", index, "must be 0 for the evaluator")
+            if index < 0:
+                raise TFConfigError("task.index", index, "must be >= 0")
         else:
             if task_type.value not in cluster:
                 jobs = ", ".join(cluster) or "none"
@@ -130,9 +132,7 @@ class TFConfig:
     @property
     def is_distributed(self) -> bool:
         """More than one task in the cluster, or this task is an evaluator of one."""
-        return self.num_tasks > 1 or (
-            self.task_type is TaskType.EVALUATOR and self.num_tasks > 0
-        )
+        return self.num_tasks > 1 or (self.task_type is TaskType.EVALUATOR and self.num_tasks > 0)
 
     @property
     def is_chief(self) -> bool:
@@ -164,6 +164,13 @@ class TFConfig:
         return out
 
 
+def _is_address(address: Any) -> bool:
+    if not isinstance(address, str):
+        return False
+    host, _, port = address.rpartition(":")
+    return bool(host) and port.isdigit() and 0 < int(port) < 65536
+
+
 def _parse_cluster(raw: Any) -> dict[str, tuple[str, ...]]:
     if not isinstance(raw, Mapping):
         raise TFConfigError("cluster", raw, "must be an object of job name -> addresses")
@@ -176,11 +183,13 @@ def _parse_cluster(raw: Any) -> dict[str, tuple[str, ...]]:
                 "the evaluator must not be listed in the cluster; give it only in 'task'",
             )
         if job not in {t.value for t in TaskType}:
-            raise TFConfigError(f"cluster.{job}", addresses, f"unknown job (valid: {_CLUSTER_JOBS})")
+            raise TFConfigError(
+                f"cluster.{job}", addresses, f"unknown job (valid: {_CLUSTER_JOBS})"
+            )
         if isinstance(addresses, str) or not isinstance(addresses, (list, tuple)):
             raise TFConfigError(f"cluster.{job}", addresses, "must be a list of 'host:port'")
         for i, address in enumerate(addresses):
-            if not isinstance(address, str) or ":" not in address:
+            if not _is_address(address):
                 raise TFConfigError(f"cluster.{job}[{i}]", address, "must be 'host:port'")
         cluster[job] = tuple(addresses)
     for job in ("chief", "master"):

@@ -60,7 +60,9 @@ def worker_start_delay(task_index: int, *, by_global_step: bool = False) -> Star
     if by_global_step:
         gate = int(STEPS_PER_LOG_UNIT * math.log(task_index + 1))
         return StartDelay(kind=DelayKind.GLOBAL_STEP, global_step=gate)
-    return StartDelay(kind=DelayKind.SECONDS, secs=min(MAX_DELAY_SECS, task_index * SECS_PER_WORKER))
+    return StartDelay(
+        kind=DelayKind.SECONDS, secs=min(MAX_DELAY_SECS, task_index * SECS_PER_WORKER)
+    )
 
 
 def explicit_delay(delay_secs: float) -> StartDelay:

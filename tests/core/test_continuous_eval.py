@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import attrs
 import hypothesis.strategies as st
 from hypothesis import example, given, settings
@@ -181,7 +183,9 @@ class ContinuousEvalMachine(RuleBasedStateMachine):
         only_once=st.booleans(),
         train_steps=st.none() | st.integers(1, 30),
     )
-    def setup(self, throttle: float, delay: float, only_once: bool, train_steps: int | None) -> None:
+    def setup(
+        self, throttle: float, delay: float, only_once: bool, train_steps: int | None
+    ) -> None:
         self.policy = EvalPolicy(
             throttle_secs=throttle,
             eval_delay_secs=delay,
@@ -247,9 +251,7 @@ class ContinuousEvalMachine(RuleBasedStateMachine):
         if d.kind is Kind.EVALUATE:
             assert d.checkpoint is not None
             assert d.checkpoint == self.latest(), "only the latest existing checkpoint"
-            self.evals.append(
-                _Eval(d.checkpoint, self.now, final=self.finished_at is not None)
-            )
+            self.evals.append(_Eval(d.checkpoint, self.now, final=self.finished_at is not None))
             self.pending = d.checkpoint
         elif d.kind is Kind.WAIT:
             assert d.sleep_secs > 0
@@ -263,11 +265,15 @@ class ContinuousEvalMachine(RuleBasedStateMachine):
         latest = self.latest()
         last = self.state.last_evaluated
         if latest is None or (last is not None and latest.step <= last.step):
-            assert sleep_secs <= max(
-                self.policy.poll_secs,
-                self.policy.eval_delay_secs,
-                self.policy.throttle_secs,
-            ) + 1e-9
+            assert (
+                sleep_secs
+                <= max(
+                    self.policy.poll_secs,
+                    self.policy.eval_delay_secs,
+                    self.policy.throttle_secs,
+                )
+                + 1e-9
+            )
             return
         due = self.policy.eval_delay_secs
         if self.state.last_eval_start is not None:
@@ -280,9 +286,7 @@ class ContinuousEvalMachine(RuleBasedStateMachine):
         """The evaluation finishes with the checkpoint's global step."""
         assert self.pending is not None
         self.now += 0.3
-        self.state = record_result(
-            self.state, global_step=self.pending.step, keep_going=keep_going
-        )
+        self.state = record_result(self.state, global_step=self.pending.step, keep_going=keep_going)
         self.pending = None
 
     @invariant()
@@ -298,7 +302,7 @@ class ContinuousEvalMachine(RuleBasedStateMachine):
         if not hasattr(self, "policy"):
             return
         starts = [e.start for e in self.evals if not e.final]
-        for a, b in zip(starts, starts[1:]):
+        for a, b in itertools.pairwise(starts):
             assert b - a >= self.policy.throttle_secs - 1e-9
 
     @invariant()
@@ -320,7 +324,9 @@ class ContinuousEvalMachine(RuleBasedStateMachine):
 
 
 TestContinuousEvalMachine = ContinuousEvalMachine.TestCase
-TestContinuousEvalMachine.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)
+TestContinuousEvalMachine.settings = settings(
+    max_examples=150, stateful_step_count=40, deadline=None
+)
 
 
 @given(st.integers(1, 50))

@@ -69,14 +69,6 @@ def test_negative_train_steps_is_rejected() -> None:
     assert (info.value.field, info.value.value) == ("train_steps", -1)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "core bug (minor): iteration_size raises plain ConfigError (a ValueError) for a "
-        "train_steps of the wrong type, though its docstring promises ConfigTypeError "
-        "for a wrong type, as for train_steps_per_iteration"
-    ),
-)
 @pytest.mark.parametrize("total", [True, 10.0, "10"])
 def test_non_int_train_steps_is_a_type_error(total: object) -> None:
     """`train_steps` of the wrong type is a ConfigTypeError naming the field."""

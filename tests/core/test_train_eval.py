@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from itertools import accumulate
+from itertools import accumulate, pairwise
 
 import pytest
 from hypothesis import example, given, settings
@@ -128,7 +128,7 @@ def test_never_evaluates_twice_nor_at_or_before_the_start(
     """Whatever order saves arrive in, evaluated steps strictly increase past the start, >= n apart."""
     evaluated, state = run(baseline, n, saved)
     points = [baseline, *evaluated]
-    assert all(later - earlier >= n for earlier, later in zip(points, points[1:]))
+    assert all(later - earlier >= n for earlier, later in pairwise(points))
     assert state.last_evaluated_step == (evaluated[-1] if evaluated else None)
 
 
@@ -169,7 +169,9 @@ def test_training_run_evaluates_its_final_checkpoint_exactly_once(
 @given(last=st.none() | st.integers(0, 1000), final=st.integers(0, 1000))
 def test_record_final_settles_the_debt(last: int | None, final: int) -> None:
     """After `record_final` no final evaluation is owed, and recording again changes nothing."""
-    state = record_final(TrainEvalState(baseline_step=0, last_evaluated_step=last), final_step=final)
+    state = record_final(
+        TrainEvalState(baseline_step=0, last_evaluated_step=last), final_step=final
+    )
     assert state.last_evaluated_step == final
     assert not final_evaluation_owed(state, final_step=final)
     assert record_final(state, final_step=final) == state
