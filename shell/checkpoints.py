@@ -8,7 +8,7 @@ import tempfile
 from typing import Any
 
 from core.checkpoints import Checkpoint
-from core.completion import DONE_DIR, EndReason, TaskDone, done_file_name
+from core.completion import DONE_DIR, EndReason, TaskDone, done_file_name, is_current
 from core.errors import ConfigError
 from shell._tf import tf
 
@@ -92,12 +92,16 @@ def clear_done(model_dir: str, task: str) -> None:
         os.unlink(path)
 
 
-def read_done(model_dir: str, *, since: float | None = None) -> list[TaskDone]:
+def read_done(
+    model_dir: str, *, since: float | None = None, train_steps: int | None = None
+) -> list[TaskDone]:
     """The completion records in ``model_dir``, ignoring any written before ``since``.
 
     Args:
         model_dir: The model directory.
         since: A ``time.time()`` value; older records belong to an earlier run.
+        train_steps: With ``since``: an older record that reached ``train_steps`` is
+            kept (the job is finished; see `core.completion.is_current`).
 
     Returns:
         The valid records (a half-written or foreign file is skipped).
@@ -111,12 +115,15 @@ def read_done(model_dir: str, *, since: float | None = None) -> list[TaskDone]:
             continue
         path = os.path.join(directory, name)
         try:
-            if since is not None and os.path.getmtime(path) < since:
-                continue
+            written_at = os.path.getmtime(path)
             with open(path) as handle:
-                records.append(TaskDone.from_json(handle.read()))
+                record = TaskDone.from_json(handle.read())
         except (OSError, ConfigError):
             continue
+        if since is None or is_current(
+            record, written_at=written_at, since=since, train_steps=train_steps
+        ):
+            records.append(record)
     return records
 
 

@@ -58,9 +58,7 @@ def _predicate_arity(predicate: Any) -> int:
     if predicate is None:
         return 0
     if not callable(predicate):
-        raise ConfigError(
-            "continuous_eval_predicate_fn", predicate, "must be None or a callable"
-        )
+        raise ConfigError("continuous_eval_predicate_fn", predicate, "must be None or a callable")
     try:
         params = list(inspect.signature(predicate).parameters.values())
     except (TypeError, ValueError):
@@ -202,7 +200,10 @@ class Experiment:
 
     def extend_train_hooks(self, additional_hooks: Iterable[Any]) -> None:
         """Add training hooks (the caller's list is never mutated)."""
-        self._train_hooks = [*self._train_hooks, *_check_hooks("additional_hooks", additional_hooks)]
+        self._train_hooks = [
+            *self._train_hooks,
+            *_check_hooks("additional_hooks", additional_hooks),
+        ]
 
     def extend_eval_hooks(self, additional_hooks: Iterable[Any]) -> None:
         """Add evaluation hooks (the caller's list is never mutated)."""
@@ -247,6 +248,9 @@ class Experiment:
     def _maybe_start_server(self, config: TFConfig) -> None:
         if config.is_distributed and config.address and self._server is None:
             self._server = start_server(config)
+            from shell.cluster import ensure_device_filters
+
+            ensure_device_filters(self._estimator, config)
 
     def _apply_start_delay(self, delay: StartDelay) -> None:
         if delay.kind is DelayKind.SECONDS:
@@ -259,8 +263,13 @@ class Experiment:
                 tf.compat.v1.train.GlobalStepWaiterHook(delay.global_step),
             ]
 
-    def _train(self, *, max_steps: int | None = None, steps: int | None = None,
-               listeners: Sequence[Any] = ()) -> None:
+    def _train(
+        self,
+        *,
+        max_steps: int | None = None,
+        steps: int | None = None,
+        listeners: Sequence[Any] = (),
+    ) -> None:
         self._estimator.train(
             self._train_input_fn,
             hooks=list(self._train_hooks),
@@ -269,10 +278,13 @@ class Experiment:
             saving_listeners=list(listeners) or None,
         )
 
-    def _write_done(self, config: TFConfig) -> None:
-        step = self._global_step()
+    def _write_done(
+        self, config: TFConfig, why: EndReason | None = None, step: int | None = None
+    ) -> None:
+        step = self._global_step() if step is None else step
         reached = self._train_steps is not None and step >= self._train_steps
         reason = EndReason.TRAIN_STEPS_REACHED if reached else EndReason.INPUT_EXHAUSTED
+        reason = why if why is not None and not reached else reason
         disk.write_done(self.model_dir, self._task_name(config), final_step=step, reason=reason)
         log.info("training finished at step %d (%s)", step, reason.value)
 
@@ -294,16 +306,27 @@ class Experiment:
         if delay_secs is not None:
             delay = explicit_delay(delay_secs)
         elif config.task_type is TaskType.WORKER and config.is_distributed:
-            delay = worker_start_delay(
-                config.task_index, by_global_step=self._delay_by_global_step
-            )
+            delay = worker_start_delay(config.task_index, by_global_step=self._delay_by_global_step)
         else:
             delay = StartDelay(kind=DelayKind.NONE)
         self._maybe_start_server(config)
         disk.clear_done(self.model_dir, self._task_name(config))
-        self._apply_start_delay(delay)
+        watch: Any = None
+        if config.task_type is TaskType.WORKER and config.is_distributed:
+            from shell.cluster import join_training  # waits for the chief; see its docstring
+
+            watch = join_training(self, config, delay)
+            if watch is None:
+                self._write_done(config, EndReason.CHIEF_FINISHED)
+                return self._estimator
+        else:
+            self._apply_start_delay(delay)
         self._train(max_steps=self._train_steps)
-        self._write_done(config)
+        if watch is None:
+            self._write_done(config)
+        else:  # a worker: the global step lives on the ps, not in its checkpoints
+            why = EndReason.CHIEF_FINISHED if watch.fired else None
+            self._write_done(config, why, step=watch.last_step)
         return self._estimator
 
     def evaluate(self, delay_secs: float | None = None) -> dict[str, Any]:
@@ -417,7 +440,10 @@ class Experiment:
             while True:
                 finished = chief_final_step(disk.read_done(self.model_dir, since=started_wall))
                 decision, new_state = ce.decide(
-                    state, policy, now=self.clock(), latest=self._latest(),
+                    state,
+                    policy,
+                    now=self.clock(),
+                    latest=self._latest(),
                     finished_at_step=finished,
                 )
                 if decision.kind is ce.Kind.WAIT:
@@ -438,8 +464,9 @@ class Experiment:
                 except Exception as err:
                     if not disk.is_vanished_error(err):
                         raise
-                    log.warning("checkpoint %s vanished before evaluation; skipped",
-                                checkpoint.path)
+                    log.warning(
+                        "checkpoint %s vanished before evaluation; skipped", checkpoint.path
+                    )
                     state = ce.record_vanished(new_state, before=state)
                     continue
                 result = self._evaluated(dict(outcome))
@@ -451,11 +478,15 @@ class Experiment:
                         self._train_steps is not None and step >= self._train_steps
                     )
                     ex.run_exports(
-                        self._export_strategies, self._estimator,
-                        checkpoint_path=checkpoint.path, eval_result=result, is_final=final,
+                        self._export_strategies,
+                        self._estimator,
+                        checkpoint_path=checkpoint.path,
+                        eval_result=result,
+                        is_final=final,
                     )
                 state = ce.record_result(
-                    new_state, global_step=step,
+                    new_state,
+                    global_step=step,
                     keep_going=_ask(predicate, arity, result, checkpoint.path),
                 )
         finally:
@@ -501,10 +532,16 @@ class Experiment:
                 if latest is None or latest.step != int(global_step_value):
                     return
                 box["result"] = evaluate(latest.path)
+                train_steps = experiment._train_steps
+                if train_steps is not None and latest.step >= train_steps:
+                    return  # the last save: the final export (is_final=True) follows
                 ex.run_exports(
-                    experiment._export_strategies, experiment._estimator,
-                    checkpoint_path=latest.path, eval_result=box["result"],
-                    is_final=False, only_exporters=True,
+                    experiment._export_strategies,
+                    experiment._estimator,
+                    checkpoint_path=latest.path,
+                    eval_result=box["result"],
+                    is_final=False,
+                    only_exporters=True,
                 )
 
         try:
@@ -521,9 +558,11 @@ class Experiment:
         if config.is_chief or not config.is_distributed:
             self._write_done(config)
         exported = ex.run_exports(
-            self._export_strategies, self._estimator,
+            self._export_strategies,
+            self._estimator,
             checkpoint_path=final.path if final else None,
-            eval_result=box["result"], is_final=True,
+            eval_result=box["result"],
+            is_final=True,
         )
         return box["result"], exported
 
@@ -568,17 +607,26 @@ class Experiment:
                 latest = self._latest()
                 new_step = latest.step if latest else step
                 trained, step = new_step - step, new_step
+                # Each iteration restarts input_fn, so a finite input never trains 0 steps:
+                # an iteration cut short means the input ran out (the core stops on 0).
+                ran_out = trained < decision.steps
                 if latest is None or trained == 0:
                     continue
                 if evaluator is None:
                     evaluator = self._evaluator(self._eval_input_fn, None)
                 result = self._evaluated(dict(evaluator.evaluate(latest.path)))
-                final = self._train_steps is not None and step >= self._train_steps
+                final = ran_out or (self._train_steps is not None and step >= self._train_steps)
                 exported = ex.run_exports(
-                    self._export_strategies, self._estimator,
-                    checkpoint_path=latest.path, eval_result=result, is_final=final,
+                    self._export_strategies,
+                    self._estimator,
+                    checkpoint_path=latest.path,
+                    eval_result=result,
+                    is_final=final,
                 )
                 keep_going = _ask(continuous_eval_predicate_fn, arity, result, latest.path)
+                if ran_out:
+                    log.info("training input ran out after %d of %d steps", trained, decision.steps)
+                    trained = 0
         finally:
             if evaluator is not None:
                 evaluator.close()
@@ -601,7 +649,8 @@ class Experiment:
         expected = training_tasks({job: len(a) for job, a in config.cluster.items()})
         logged = False
         while not all_training_done(
-            disk.read_done(self.model_dir, since=started_wall), expected
+            disk.read_done(self.model_dir, since=started_wall, train_steps=self._train_steps),
+            expected,
         ):
             if not logged:
                 log.info("serving until %d training tasks finish", len(expected))
@@ -622,7 +671,10 @@ class Experiment:
         result = self._evaluated(dict(result))
         latest = self._latest()
         ex.run_exports(
-            self._export_strategies, self._estimator,
-            checkpoint_path=latest.path if latest else None, eval_result=result, is_final=True,
+            self._export_strategies,
+            self._estimator,
+            checkpoint_path=latest.path if latest else None,
+            eval_result=result,
+            is_final=True,
         )
         return result

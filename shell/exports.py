@@ -128,9 +128,7 @@ def run_exports(
     for strategy in strategies:
         export_path = os.path.join(estimator.model_dir, "export", strategy_name(strategy))
         if is_exporter(strategy):
-            result = strategy.export(
-                estimator, export_path, checkpoint_path, eval_result, is_final
-            )
+            result = strategy.export(estimator, export_path, checkpoint_path, eval_result, is_final)
         elif only_exporters:
             continue
         else:

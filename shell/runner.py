@@ -55,8 +55,11 @@ def run_experiment(
     if schedule is None:
         config = TFConfig.from_json(os.environ.get("TF_CONFIG"))
         name = default_schedule(config).value
-        log.info("task %s: default schedule %s",
-                 config.task_type.value if config.task_type else "local", name)
+        log.info(
+            "task %s: default schedule %s",
+            config.task_type.value if config.task_type else "local",
+            name,
+        )
     else:
         if not isinstance(schedule, str):
             raise ConfigTypeError("schedule", schedule, "must be a schedule name")
@@ -64,7 +67,8 @@ def run_experiment(
     experiment = _build(experiment_fn, str(output_dir))
     if not isinstance(experiment, Experiment):
         raise ConfigTypeError(
-            "experiment_fn", experiment_fn,
+            "experiment_fn",
+            experiment_fn,
             f"must return an Experiment, returned {type(experiment).__name__}",
         )
     member = getattr(experiment, name, None)

@@ -83,7 +83,12 @@ def start_server(
         wait = wait_before_attempt(policy, state.attempt_number + 1)
         log.warning(
             "server %s:%d at %s did not start (attempt %d/%d), retrying in %.2fs",
-            job, index, address, state.attempt_number, policy.attempts, wait,
+            job,
+            index,
+            address,
+            state.attempt_number,
+            policy.attempts,
+            wait,
         )
 
     retrying = tenacity.Retrying(

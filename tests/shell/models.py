@@ -84,3 +84,88 @@ def serving_input_fn() -> Any:
     """A serving input receiver for exports: a float tensor `x` of shape (None, 2)."""
     x = tf.compat.v1.placeholder(tf.float32, shape=(None, 2), name="x")
     return tf.estimator.export.ServingInputReceiver({"x": x}, {"x": x})
+
+
+# --- helpers for the schedule tests (test_experiment, test_schedules, test_race, ...) ---
+
+
+class StepCounter(tf.estimator.SessionRunHook):  # type: ignore[misc]
+    """A SessionRunHook counting `after_run` calls (evaluation or training batches)."""
+
+    def __init__(self) -> None:
+        self.runs = 0
+
+    def after_run(self, run_context: Any, run_values: Any) -> None:
+        self.runs += 1
+
+
+def train_to(model_dir: str, steps: int, *, save_steps: int = 10, keep: int = 50) -> Any:
+    """Train a fresh `estimator` in `model_dir` to global step `steps`; returns it."""
+    est = estimator(model_dir, save_steps=save_steps, keep=keep)
+    est.train(input_fn(repeat=True), max_steps=steps)
+    return est
+
+
+def raising_input_fn() -> Any:
+    """An input_fn that fails if anything calls it (nothing may run at construction)."""
+    raise AssertionError("input_fn was called")
+
+
+class SpyEstimator:
+    """A fake Estimator that records calls (and mutates the hook lists it receives).
+
+    Clearer than a real Estimator where a test checks what the Experiment passes in.
+    """
+
+    def __init__(self, model_dir: str) -> None:
+        self.model_dir = model_dir
+        self.config = None
+        self.train_calls: list[dict[str, Any]] = []
+        self.eval_calls: list[dict[str, Any]] = []
+        self.on_train: Callable[[], None] | None = None
+
+    def train(self, input_fn: Any, hooks: Any = None, steps: Any = None, max_steps: Any = None,
+              saving_listeners: Any = None) -> Any:
+        """Record the call, run `on_train`, then append to `hooks` like a careless callee."""
+        self.train_calls.append({"hooks": list(hooks or []), "steps": steps, "max_steps": max_steps})
+        if self.on_train is not None:
+            self.on_train()
+        if hooks is not None:
+            hooks.append("appended-by-estimator")
+        return self
+
+    def evaluate(self, input_fn: Any, steps: Any = None, hooks: Any = None,
+                 checkpoint_path: Any = None, name: Any = None) -> dict[str, Any]:
+        """Record the call, append to `hooks`, return fixed metrics."""
+        self.eval_calls.append({"hooks": list(hooks or []), "steps": steps})
+        if hooks is not None:
+            hooks.append("appended-by-estimator")
+        return {"loss": 0.0, "global_step": 0}
+
+    def export_saved_model(self, export_dir_base: str, serving_input_receiver_fn: Any) -> Any:
+        """Not used by these tests."""
+        raise AssertionError("export_saved_model was called")
+
+    def latest_checkpoint(self) -> None:
+        """There are never checkpoints."""
+        return None
+
+
+class RecordingExporter(tf.estimator.Exporter):  # type: ignore[misc]
+    """A `tf.estimator.Exporter` recording (checkpoint basename, is_the_final_export) per call."""
+
+    def __init__(self, name: str = "recording") -> None:
+        self._name = name
+        self.calls: list[tuple[str, bool]] = []
+
+    @property
+    def name(self) -> str:
+        """The export directory name."""
+        return self._name
+
+    def export(self, estimator: Any, export_path: str, checkpoint_path: Any, eval_result: Any,
+               is_the_final_export: bool) -> None:
+        """Record the call; write nothing."""
+        import os
+
+        self.calls.append((os.path.basename(checkpoint_path or ""), bool(is_the_final_export)))

@@ -1,0 +1,1 @@
+"""Side-by-side benchmarks of tfexperiment against tf.estimator (``python -m benchmarks``)."""

@@ -1,0 +1,301 @@
+"""create_experiment: configs from dicts, YAML/JSON files and attrs records; bad configs."""
+
+from __future__ import annotations
+
+import copy
+import glob
+import json
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from core.errors import ConfigError, ConfigTypeError, FieldError
+from shell import Experiment, create_experiment
+from shell.config import (
+    EstimatorConfig,
+    EvalInputConfig,
+    ExperimentConfig,
+    ExportConfig,
+    InputConfig,
+    RunConfigSpec,
+    apply_overrides,
+    load_config,
+    parse_config,
+)
+
+HEADER = ["a", "b", "target"]
+
+
+@pytest.fixture(autouse=True)
+def _no_tf_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test runs as a local process."""
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+
+
+def write_csv(path: Path, rows: int = 48, seed: int = 0) -> Path:
+    """A separable 2-class problem: target = a + b > 0."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(rows, 2))
+    y = (x.sum(axis=1) > 0).astype(int)
+    lines = [",".join(HEADER)] + [f"{a:.4f},{b:.4f},{t}" for (a, b), t in zip(x, y)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def base_config(tmp_path: Path) -> dict[str, Any]:
+    """A small valid LinearClassifier config over two CSV files in ``tmp_path``."""
+    train = write_csv(tmp_path / "train.csv")
+    evaluation = write_csv(tmp_path / "eval.csv", rows=16, seed=1)
+    return {
+        "estimator": {
+            "type": "LinearClassifier",
+            "params": {"n_classes": 2, "optimizer": "Adam", "learning_rate": 0.05},
+            "run_config": {"save_checkpoints_steps": 10, "save_summary_steps": 5},
+        },
+        "train_input": {"path": str(train), "label": "target", "batch_size": 8},
+        "eval_input": {"path": str(evaluation)},
+        "train_steps": 20,
+        "eval_every_n_steps": 10,
+        "exports": [{"name": "latest", "type": "latest"}],
+    }
+
+
+def test_dict_config_builds_an_experiment_and_nothing_runs(tmp_path: Path) -> None:
+    """A dict builds an Experiment with the config's values, and nothing is written yet."""
+    model_dir = tmp_path / "model"
+    experiment = create_experiment(base_config(tmp_path), str(model_dir))
+    assert isinstance(experiment, Experiment)
+    assert experiment.train_steps == 20
+    assert experiment.eval_steps is None
+    assert experiment.model_dir == str(model_dir)
+    assert experiment.estimator.config.save_checkpoints_steps == 10
+    assert [type(e).__name__ for e in experiment.export_strategies] == ["LatestExporter"]
+    assert not model_dir.exists()
+
+
+def test_yaml_file_with_relative_paths_trains_evaluates_and_exports(tmp_path: Path) -> None:
+    """A YAML file's data paths are relative to it; its Experiment runs test() end to end."""
+    data = tmp_path / "data"
+    data.mkdir()
+    write_csv(data / "train.csv")
+    write_csv(data / "eval.csv", rows=16, seed=1)
+    config = tmp_path / "conf" / "experiment.yaml"
+    config.parent.mkdir()
+    config.write_text(
+        textwrap.dedent("""
+        estimator:
+          type: DNNClassifier
+          params: {hidden_units: [4], n_classes: 2, optimizer: {name: Adam, learning_rate: 0.05}}
+          standardize: true
+        train_input: {path: ../data/train.csv, label: target, features: [a, b]}
+        eval_input: {path: ../data/eval.csv}
+        train_steps: 5
+        exports:
+          - {name: final, type: final}
+    """)
+    )
+    model_dir = tmp_path / "model"
+    result = create_experiment(config, model_dir).test()
+    assert 0.0 <= result["accuracy"] <= 1.0
+    [export] = glob.glob(str(model_dir / "export" / "final" / "*"))
+    loaded = tf.saved_model.load(export)
+    out = loaded.signatures["predict"](a=tf.constant([1.0, -1.0]), b=tf.constant([1.0, -1.0]))
+    assert out["class_ids"].shape == (2, 1)
+
+
+def test_json_file_and_overrides(tmp_path: Path) -> None:
+    """A JSON file loads, and KEY=VALUE overrides (YAML values, dotted keys) apply first."""
+    path = tmp_path / "experiment.json"
+    path.write_text(json.dumps(base_config(tmp_path)))
+    config = load_config(
+        path, ["train_steps=7", "estimator.params.learning_rate=0.5", "exports.0.type=best"]
+    )
+    assert config.train_steps == 7
+    assert config.estimator.params["learning_rate"] == 0.5
+    assert config.exports[0].type == "best"
+
+
+def test_attrs_record_builds_npz_input_and_every_export_type(tmp_path: Path) -> None:
+    """An ExperimentConfig record with .npz inputs maps latest/best/final to TF exporters."""
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", x=rng.normal(size=(20, 3)), y=rng.normal(size=20))
+    record = ExperimentConfig(
+        estimator=EstimatorConfig(
+            type="LinearRegressor", run_config=RunConfigSpec(model_dir=str(tmp_path / "m"))
+        ),
+        train_input=InputConfig(path=str(tmp_path / "d.npz"), label="y"),
+        eval_input=EvalInputConfig(path=str(tmp_path / "d.npz"), label="y"),
+        exports=[ExportConfig(name=n, type=n) for n in ("latest", "best", "final")],
+    )
+    experiment = create_experiment(record)
+    assert experiment.model_dir == str(tmp_path / "m")
+    assert [type(e).__name__ for e in experiment.export_strategies] == [
+        "LatestExporter",
+        "BestExporter",
+        "FinalExporter",
+    ]
+
+
+def test_records_validate_when_built_directly() -> None:
+    """Records reject bad values themselves, naming the field."""
+    with pytest.raises(ConfigTypeError) as info:
+        InputConfig(path="x.csv", batch_size="32")
+    assert info.value.field == "batch_size"
+    with pytest.raises(ConfigError) as info2:
+        InputConfig(path="x.csv", input_fn="m:f")
+    assert info2.value.field == "path"
+
+
+def test_module_factories_for_estimator_input_and_hooks(tmp_path: Path) -> None:
+    """estimator.factory, input_fn and hook factories import as module:callable beside the file."""
+    (tmp_path / "tfx_cfg_helpers.py").write_text(
+        textwrap.dedent("""
+        import tensorflow as tf
+
+        CALLS = []
+
+        def make_estimator(model_dir, params, config=None):
+            CALLS.append((model_dir, dict(params), config))
+            column = tf.feature_column.numeric_column("x")
+            return tf.estimator.LinearRegressor([column], config=config)
+
+        def input_fn(scale=1.0):
+            return tf.data.Dataset.from_tensor_slices(({"x": [1.0, 2.0]}, [scale, 2 * scale])).batch(2)
+
+        def make_hook(every=1):
+            return tf.estimator.StepCounterHook(every_n_steps=every)
+    """)
+    )
+    path = tmp_path / "experiment.yaml"
+    path.write_text(
+        textwrap.dedent("""
+        estimator:
+          factory: tfx_cfg_helpers:make_estimator
+          params: {units: 3}
+          feature_columns: [x]
+        train_input: {input_fn: "tfx_cfg_helpers:input_fn", params: {scale: 2.0}}
+        eval_input: {input_fn: "tfx_cfg_helpers:input_fn"}
+        train_hooks: ["tfx_cfg_helpers:make_hook", {factory: "tfx_cfg_helpers:make_hook", params: {every: 5}}]
+        exports: [{name: latest}]
+    """)
+    )
+    experiment = create_experiment(path, tmp_path / "m")
+    import tfx_cfg_helpers  # type: ignore[import-not-found]
+
+    [(model_dir, params, config)] = tfx_cfg_helpers.CALLS
+    assert model_dir == str(tmp_path / "m") and params == {"units": 3}
+    assert config.model_dir == str(tmp_path / "m")
+    assert len(experiment._train_hooks) == 2
+
+
+def _case(tmp_path: Path, change: str) -> dict[str, Any]:
+    config = base_config(tmp_path)
+    return apply_overrides(config, [change]) if "=" in change else config
+
+
+BAD = [
+    # (override or special, error class, field path)
+    ("train_step=10", ConfigError, "train_step"),
+    ("train_input.pth=x.csv", ConfigError, "train_input.pth"),
+    ("train_steps='100'", ConfigTypeError, "train_steps"),
+    ("train_input.batch_size=[32]", ConfigTypeError, "train_input.batch_size"),
+    ("train_input.path=missing.csv", ConfigError, "train_input.path"),
+    ("train_input.path=data.txt", ConfigError, "train_input.path"),
+    ("train_input.label=nope", ConfigError, "train_input.label"),
+    ("eval_input.features=[a, zzz]", ConfigError, "eval_input.features[1]"),
+    ("estimator.type=Bogus", ConfigError, "estimator.type"),
+    ("estimator.params.hidden_units=big", ConfigTypeError, "estimator.params.hidden_units"),
+    ("estimator.params.hiden_units=[3]", ConfigError, "estimator.params.hiden_units"),
+    ("estimator.params.optimizer=Adamm", ConfigError, "estimator.params.optimizer"),
+    ("estimator.factory=nosuchmodule:make", ConfigError, "estimator.type"),
+    ("factory-missing", ConfigError, "estimator.factory"),
+    (
+        "estimator.run_config.save_checkpoints_secs=5",
+        ConfigError,
+        "estimator.run_config.save_checkpoints_secs",
+    ),
+    ("exports.0.type=sometimes", ConfigError, "exports[0].type"),
+    ("exports=[{name: a}, {name: a}]", ConfigError, "exports[1].name"),
+    ("exports=latest", ConfigTypeError, "exports"),
+    ("train_hooks=['nosuchmodule:hook']", ConfigError, "train_hooks[0].factory"),
+    ("train_hooks=['os:sep']", ConfigTypeError, "train_hooks[0].factory"),
+    ("train_hooks=['os:getcwd']", ConfigTypeError, "train_hooks[0].factory"),
+    ("eval_input.num_epochs=null", ConfigError, "eval_input.num_epochs"),
+    ("eval_input=null", ConfigTypeError, "eval_input"),
+    ("no-model-dir", ConfigError, "estimator.run_config.model_dir"),
+    ("no-eval-input", ConfigError, "eval_input"),
+]
+
+
+@pytest.mark.parametrize(("change", "error", "field"), BAD, ids=[b[0] for b in BAD])
+def test_bad_config_raises_one_error_naming_the_field(
+    tmp_path: Path, change: str, error: type[FieldError], field: str
+) -> None:
+    """Each kind of bad config raises one error naming the field path, before training."""
+    config = _case(tmp_path, change)
+    output_dir: str | None = str(tmp_path / "model")
+    if change == "no-model-dir":
+        output_dir = None
+    if change == "no-eval-input":
+        del config["eval_input"]
+    if change == "factory-missing":
+        config["estimator"] = {"factory": "nosuchmodule:make"}
+    with pytest.raises(error) as info:
+        create_experiment(config, output_dir)
+    assert info.value.field == field, str(info.value)
+    assert field in str(info.value)
+    assert not (tmp_path / "model").exists()
+
+
+def test_unknown_key_suggests_the_near_one(tmp_path: Path) -> None:
+    """An unknown key's error lists the valid keys and suggests the closest one."""
+    with pytest.raises(ConfigError, match="did you mean 'train_steps'"):
+        parse_config(_case(tmp_path, "train_step=10"))
+
+
+def test_unreadable_files_name_the_config(tmp_path: Path) -> None:
+    """A missing or malformed config file is one ConfigError on the field `config`."""
+    with pytest.raises(ConfigError, match="no such file") as missing:
+        create_experiment(tmp_path / "nope.yaml")
+    assert missing.value.field == "config"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("estimator: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML") as broken:
+        create_experiment(bad)
+    assert broken.value.field == "config"
+    bad.write_text("- a list\n")
+    with pytest.raises(ConfigTypeError, match="mapping"):
+        create_experiment(bad)
+
+
+def test_non_numeric_csv_names_the_file_and_line(tmp_path: Path) -> None:
+    """A CSV value that is not a number is reported with its file and line."""
+    config = base_config(tmp_path)
+    path = Path(config["train_input"]["path"])
+    path.write_text(path.read_text().replace("\n", "\nx,1,0\n", 1))
+    with pytest.raises(ConfigError, match="line 2") as info:
+        create_experiment(copy.deepcopy(config), str(tmp_path / "m"))
+    assert info.value.field == "train_input.path"
+
+
+def test_bad_override_syntax() -> None:
+    """An override without '=' is a ConfigError naming --set."""
+    with pytest.raises(ConfigError) as info:
+        apply_overrides({}, ["train_steps"])
+    assert info.value.field == "--set"
+
+
+def test_labels_follow_the_estimator_kind(tmp_path: Path) -> None:
+    """A classifier gets int labels, a regressor float labels (label_dtype: auto)."""
+    config = base_config(tmp_path)
+    classifier = create_experiment(config, str(tmp_path / "c"))
+    _, labels = next(iter(classifier._train_input_fn()))
+    assert labels.dtype == tf.int64
+    config["estimator"] = {"type": "LinearRegressor"}
+    regressor = create_experiment(config, str(tmp_path / "r"))
+    _, labels = next(iter(regressor._train_input_fn()))
+    assert labels.dtype == tf.float32

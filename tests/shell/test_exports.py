@@ -1,0 +1,203 @@
+"""Export strategies: ExportStrategy records and tf.estimator.Exporters, real SavedModels."""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from shell import Experiment, ExportStrategy
+from shell._tf import tf
+from tests.shell import models
+
+TRAINED_STEPS = 20
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _no_tf_config() -> Iterator[None]:
+    """Run every test of this module as a local process (no TF_CONFIG)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("TF_CONFIG", raising=False)
+        yield
+
+
+@pytest.fixture(scope="module")
+def trained_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A model dir trained once to TRAINED_STEPS."""
+    model_dir = str(tmp_path_factory.mktemp("exports") / "model")
+    models.train_to(model_dir, TRAINED_STEPS)
+    return model_dir
+
+
+@pytest.fixture
+def model_dir(trained_dir: str, tmp_path: Path) -> str:
+    """A private copy of `trained_dir`."""
+    copy = str(tmp_path / "model")
+    shutil.copytree(trained_dir, copy)
+    return copy
+
+
+@pytest.fixture(scope="module")
+def exporters_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """train_and_evaluate (20 steps, final evaluation only) with Latest, Best and Final exporters."""
+    model_dir = str(tmp_path_factory.mktemp("exporters") / "model")
+    exporters = [
+        tf.estimator.LatestExporter("latest", models.serving_input_fn),
+        tf.estimator.BestExporter("best", models.serving_input_fn),
+        tf.estimator.FinalExporter("final", models.serving_input_fn),
+    ]
+    experiment = Experiment(
+        models.estimator(model_dir), models.input_fn(repeat=True),
+        models.input_fn(repeat=False), train_steps=TRAINED_STEPS, eval_steps=None,
+        eval_every_n_steps=None, export_strategies=exporters,
+    )
+    result, exported = experiment.train_and_evaluate()
+    return {"model_dir": model_dir, "result": result, "exported": exported}
+
+
+def _timestamp_dirs(model_dir: str, name: str) -> list[str]:
+    return sorted(glob.glob(os.path.join(model_dir, "export", name, "*")))
+
+
+# ---------------------------------------------------------------- ExportStrategy
+
+
+def test_export_strategy_is_positional_like_the_namedtuple() -> None:
+    """ExportStrategy("best", fn) sets name and export_fn positionally."""
+    strategy = ExportStrategy("best", print)
+    assert (strategy.name, strategy.export_fn) == ("best", print)
+
+
+@pytest.mark.parametrize("name", ["", "a/b", ".", "..", 3, None])
+def test_export_strategy_rejects_a_bad_name(name: Any) -> None:
+    """An export name that is not a plain non-empty directory name is a ValueError."""
+    with pytest.raises(ValueError, match="ExportStrategy.name"):
+        ExportStrategy(name, print)
+
+
+def test_export_strategy_rejects_a_non_callable_fn() -> None:
+    """A non-callable export_fn is a TypeError naming export_fn."""
+    with pytest.raises(TypeError, match="export_fn"):
+        ExportStrategy("x", "not callable")
+
+
+def test_export_fns_get_as_many_arguments_as_they_take(model_dir: str) -> None:
+    """export_fns of 1..4 parameters get that prefix of (estimator, path, checkpoint, result)."""
+    calls: dict[str, tuple[Any, ...]] = {}
+
+    def one(estimator: Any) -> str:
+        calls["one"] = (estimator,)
+        return "1"
+
+    def two(estimator: Any, export_path: str) -> str:
+        calls["two"] = (estimator, export_path)
+        return "2"
+
+    def three(estimator: Any, export_path: str, checkpoint_path: str) -> str:
+        calls["three"] = (estimator, export_path, checkpoint_path)
+        return "3"
+
+    def four(estimator: Any, export_path: str, checkpoint_path: str, eval_result: Any) -> str:
+        calls["four"] = (estimator, export_path, checkpoint_path, eval_result)
+        return "4"
+
+    def star(*args: Any) -> str:
+        calls["star"] = args
+        return "*"
+
+    estimator = models.estimator(model_dir)
+    strategies = [ExportStrategy(f.__name__, f) for f in (one, two, three, four, star)]
+    experiment = Experiment(estimator, models.input_fn(repeat=True),
+                            models.input_fn(repeat=False), eval_steps=None,
+                            export_strategies=strategies)
+    result = experiment.test()  # trains 1 step, evaluates, exports once
+    checkpoint = os.path.join(model_dir, f"model.ckpt-{TRAINED_STEPS + 1}")
+    base = os.path.join(model_dir, "export")
+    assert calls == {
+        "one": (estimator,),
+        "two": (estimator, os.path.join(base, "two")),
+        "three": (estimator, os.path.join(base, "three"), checkpoint),
+        "four": (estimator, os.path.join(base, "four"), checkpoint, result),
+        "star": (estimator, os.path.join(base, "star"), checkpoint, result),
+    }
+
+
+def test_export_strategy_returns_are_the_export_results(model_dir: str) -> None:
+    """train_and_evaluate returns what each strategy returned; bytes paths become str."""
+    strategies = [
+        ExportStrategy("a", lambda estimator: b"/exported/a"),
+        ExportStrategy("b", lambda estimator: None),
+    ]
+    experiment = Experiment(models.estimator(model_dir), models.input_fn(repeat=True),
+                            models.input_fn(repeat=False), train_steps=TRAINED_STEPS,
+                            eval_steps=None, export_strategies=strategies)
+    _, exported = experiment.train_and_evaluate()
+    assert exported == ["/exported/a", None]
+
+
+def test_export_strategy_writes_a_saved_model_that_loads_and_predicts(model_dir: str) -> None:
+    """An ExportStrategy calling export_saved_model lands in export/<name>/<timestamp>/ and serves."""
+
+    def export(estimator: Any, export_path: str) -> Any:
+        return estimator.export_saved_model(export_path, models.serving_input_fn)
+
+    experiment = Experiment(models.estimator(model_dir), models.input_fn(repeat=True),
+                            models.input_fn(repeat=False), train_steps=TRAINED_STEPS,
+                            eval_steps=None, export_strategies=ExportStrategy("serving", export))
+    _, exported = experiment.train_and_evaluate()
+    [path] = _timestamp_dirs(model_dir, "serving")
+    assert exported == [path]
+    assert os.path.basename(path).isdigit()
+    _assert_serves(path, os.path.join(model_dir, f"model.ckpt-{TRAINED_STEPS}"))
+
+
+def _assert_serves(saved_model: str, checkpoint: str) -> None:
+    """Load `saved_model` and check its serving signature computes x @ kernel + bias."""
+    loaded = tf.saved_model.load(saved_model)
+    serve = loaded.signatures["serving_default"]
+    x = np.array([[1.0, 2.0], [-0.5, 0.25]], dtype=np.float32)
+    out = serve(x=tf.constant(x))
+    kernel = tf.train.load_variable(checkpoint, "out/kernel")
+    bias = tf.train.load_variable(checkpoint, "out/bias")
+    np.testing.assert_allclose(out["y"].numpy(), x @ kernel + bias, rtol=1e-5, atol=1e-6)
+
+
+# ---------------------------------------------------------------- tf.estimator.Exporter
+
+
+def test_estimator_exporters_are_accepted(tmp_path: Path) -> None:
+    """LatestExporter, BestExporter and FinalExporter are valid export_strategies."""
+    exporters = [
+        tf.estimator.LatestExporter("latest", models.serving_input_fn),
+        tf.estimator.BestExporter("best", models.serving_input_fn),
+        tf.estimator.FinalExporter("final", models.serving_input_fn),
+    ]
+    experiment = Experiment(models.SpyEstimator(str(tmp_path)), models.raising_input_fn,
+                            models.raising_input_fn, export_strategies=exporters)
+    assert experiment.export_strategies == tuple(exporters)
+    single = Experiment(models.SpyEstimator(str(tmp_path)), models.raising_input_fn,
+                        models.raising_input_fn, export_strategies=exporters[0])
+    assert single.export_strategies == (exporters[0],)
+
+
+@pytest.mark.parametrize("name", ["latest", "best", "final"])
+def test_exporters_land_in_export_name_timestamp(exporters_run: dict[str, Any], name: str) -> None:
+    """Each exporter writes one SavedModel to <model_dir>/export/<name>/<timestamp>/."""
+    model_dir = exporters_run["model_dir"]
+    [path] = _timestamp_dirs(model_dir, name)
+    assert os.path.basename(path).isdigit()
+    assert os.path.exists(os.path.join(path, "saved_model.pb"))
+    assert path in exporters_run["exported"]
+
+
+def test_exporter_saved_model_loads_and_predicts(exporters_run: dict[str, Any]) -> None:
+    """A FinalExporter's SavedModel loads with tf.saved_model.load and predicts via its signature."""
+    model_dir = exporters_run["model_dir"]
+    [path] = _timestamp_dirs(model_dir, "final")
+    _assert_serves(path, os.path.join(model_dir, f"model.ckpt-{TRAINED_STEPS}"))
