@@ -1,24 +1,50 @@
-"""tfexperiment's imperative shell: runs Estimator experiments by applying core decisions."""
+"""tfexperiment's imperative shell: runs Estimator experiments by applying core decisions.
 
-from shell._tf import quiet, verbose
-from shell.experiment import Experiment
-from shell.exports import ExportStrategy
-from shell.runner import run_experiment
+Public names load on first use, so ``tfexperiment schedules`` and ``--verbose`` can act
+before TensorFlow is imported (TF reads its C++ log level once, at import).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from shell._tf import quiet, verbose
+    from shell.config import create_experiment
+    from shell.experiment import Experiment
+    from shell.exports import ExportStrategy
+    from shell.runner import run_experiment
 
 __all__ = [
-    "ExportStrategy",
     "Experiment",
+    "ExportStrategy",
     "create_experiment",
     "quiet",
     "run_experiment",
     "verbose",
 ]
 
+_HOMES = {
+    "ExportStrategy": "shell.exports",
+    "Experiment": "shell.experiment",
+    "create_experiment": "shell.config",
+    "quiet": "shell._tf",
+    "run_experiment": "shell.runner",
+    "verbose": "shell._tf",
+}
 
-def __getattr__(name: str) -> object:
-    """Load `create_experiment` lazily (its config parsing pulls in YAML)."""
-    if name == "create_experiment":
-        from shell.config import create_experiment
 
-        return create_experiment
-    raise AttributeError(name)
+def __getattr__(name: str) -> Any:
+    """Import a public name from its module on first use."""
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'shell' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    """The public names, for completion."""
+    return sorted(__all__)

@@ -10,7 +10,7 @@ from typing import Any
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
-import tensorflow as tf  # noqa: E402
+import tensorflow as tf
 
 __all__ = ["quiet", "tf", "verbose"]
 

@@ -131,7 +131,7 @@ def _add_cluster(subparsers: Any) -> None:
     """Add ``cluster`` from `shell.cluster` when that module exists.
 
     `shell.cluster.add_cluster_parser(subparsers)` adds its parser and sets
-    ``handler=callable(args) -> int`` with ``set_defaults``.
+    ``handler`` (or ``func``) ``= callable(args) -> int`` with ``set_defaults``.
     """
     import importlib
 
@@ -340,7 +340,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     propagate = log.propagate
     handler = _setup_logging(verbose, sys.stderr, sys.stderr.isatty())
     try:
-        return int(args.handler(args))
+        handler_fn = getattr(args, "handler", None) or args.func
+        return int(handler_fn(args))
     except UsageError as err:
         print(str(err), file=sys.stderr)
         return 2

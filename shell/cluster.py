@@ -301,6 +301,8 @@ class LocalCluster:
         sink: Receives every output line, prefixed ``[worker-1] ``; None prints them.
         cwd: Working directory of the tasks (default: the current one).
         verbose: Run the tasks with ``--verbose``.
+        command: Run this command line in every task instead of ``python -m shell run``
+            (e.g. a plain TensorFlow script; each still gets its own TF_CONFIG).
 
     Raises:
         ConfigError: A bad spec or task count.
@@ -319,6 +321,7 @@ class LocalCluster:
         sink: Callable[[str], None] | None = None,
         cwd: str | None = None,
         verbose: bool = False,
+        command: Sequence[str] | None = None,
     ) -> None:
         self.spec = check_spec(experiment_fn_spec)
         self.output_dir = str(output_dir)
@@ -331,6 +334,7 @@ class LocalCluster:
         self.env = dict(env or {})
         self.cwd = cwd
         self.verbose = verbose
+        self.command = list(command) if command is not None else None
         self._sink = sink or _print_line
         self._sink_lock = threading.Lock()
         self._runs: dict[str, _Run] = {}
@@ -385,7 +389,7 @@ class LocalCluster:
         if self._started_at is None:
             self._started_at = time.monotonic()
         process = subprocess.Popen(
-            task_command(self.spec, self.output_dir, verbose=self.verbose),
+            self.command or task_command(self.spec, self.output_dir, verbose=self.verbose),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

@@ -103,6 +103,11 @@ class RunSummary:
             f"done: {self.schedule} in {self.wall_secs:.1f}s; global step {self.end_step}"
             f" ({trained} steps trained{rate})"
         ]
+        if self.start_step and not trained:
+            out.append(
+                f"note: {self.model_dir} already held a checkpoint at step {self.start_step}, "
+                "so nothing was left to train; use a new --output-dir to start over"
+            )
         if self.metrics:
             out.append(f"final evaluation at step {self.eval_step}: {format_metrics(self.metrics)}")
         else:

@@ -158,14 +158,14 @@ def write_report(model_dir: str, out: str | None = None) -> str:
     Raises:
         ConfigError: No event files, or no scalar curves in them.
     """
+    series = read_series(model_dir)
+    if not series:
+        raise ConfigError("DIR", model_dir, "has event files but no scalar summaries to plot")
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    series = read_series(model_dir)
-    if not series:
-        raise ConfigError("DIR", model_dir, "has event files but no scalar summaries to plot")
     panels: dict[str, list[Series]] = {"loss": []}
     for s in series:
         panels.setdefault(s.tag, []).append(s)

@@ -77,4 +77,5 @@ def run_experiment(
         raise ConfigError("schedule", name, f"valid: {', '.join(SCHEDULE_NAMES)}")
     if not callable(member):
         raise ConfigTypeError("schedule", name, "names a member of Experiment that is not callable")
+    parse_schedule(name)  # a callable member that is no schedule (reset_export_strategies, ...)
     return member()

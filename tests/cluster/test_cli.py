@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import IO, Any
 
 import pytest
 
@@ -47,7 +48,13 @@ BAD_TF_CONFIGS = {
 }
 
 
-def _launch(args: list[str], env: dict[str, str], **kwargs: object) -> subprocess.Popen[str]:
+def _launch(
+    args: list[str],
+    env: dict[str, str],
+    *,
+    stdout: int | IO[Any] | None,
+    stderr: int | IO[Any] | None,
+) -> subprocess.Popen[str]:
     """Start ``python -m shell ARGS`` in the repository root with ``env`` added."""
     return subprocess.Popen(
         [sys.executable, "-m", "shell", *args],
@@ -55,7 +62,8 @@ def _launch(args: list[str], env: dict[str, str], **kwargs: object) -> subproces
         env={**os.environ, **env},
         text=True,
         stdin=subprocess.DEVNULL,
-        **kwargs,  # type: ignore[arg-type]
+        stdout=stdout,
+        stderr=stderr,
     )
 
 

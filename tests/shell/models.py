@@ -73,7 +73,9 @@ def estimator(model_dir: str, *, save_steps: int = 10, keep: int = 50, **params:
 def linear(model_dir: str, *, save_steps: int = 10) -> Any:
     """A canned LinearRegressor over the same data."""
     config = tf.estimator.RunConfig(
-        model_dir=model_dir, save_checkpoints_steps=save_steps, save_checkpoints_secs=None,
+        model_dir=model_dir,
+        save_checkpoints_steps=save_steps,
+        save_checkpoints_secs=None,
         log_step_count_steps=1_000_000,
     )
     column = tf.feature_column.numeric_column("x", shape=(2,))
@@ -124,18 +126,32 @@ class SpyEstimator:
         self.eval_calls: list[dict[str, Any]] = []
         self.on_train: Callable[[], None] | None = None
 
-    def train(self, input_fn: Any, hooks: Any = None, steps: Any = None, max_steps: Any = None,
-              saving_listeners: Any = None) -> Any:
+    def train(
+        self,
+        input_fn: Any,
+        hooks: Any = None,
+        steps: Any = None,
+        max_steps: Any = None,
+        saving_listeners: Any = None,
+    ) -> Any:
         """Record the call, run `on_train`, then append to `hooks` like a careless callee."""
-        self.train_calls.append({"hooks": list(hooks or []), "steps": steps, "max_steps": max_steps})
+        self.train_calls.append(
+            {"hooks": list(hooks or []), "steps": steps, "max_steps": max_steps}
+        )
         if self.on_train is not None:
             self.on_train()
         if hooks is not None:
             hooks.append("appended-by-estimator")
         return self
 
-    def evaluate(self, input_fn: Any, steps: Any = None, hooks: Any = None,
-                 checkpoint_path: Any = None, name: Any = None) -> dict[str, Any]:
+    def evaluate(
+        self,
+        input_fn: Any,
+        steps: Any = None,
+        hooks: Any = None,
+        checkpoint_path: Any = None,
+        name: Any = None,
+    ) -> dict[str, Any]:
         """Record the call, append to `hooks`, return fixed metrics."""
         self.eval_calls.append({"hooks": list(hooks or []), "steps": steps})
         if hooks is not None:
@@ -163,8 +179,14 @@ class RecordingExporter(tf.estimator.Exporter):  # type: ignore[misc]
         """The export directory name."""
         return self._name
 
-    def export(self, estimator: Any, export_path: str, checkpoint_path: Any, eval_result: Any,
-               is_the_final_export: bool) -> None:
+    def export(
+        self,
+        estimator: Any,
+        export_path: str,
+        checkpoint_path: Any,
+        eval_result: Any,
+        is_the_final_export: bool,
+    ) -> None:
         """Record the call; write nothing."""
         import os
 

@@ -299,3 +299,13 @@ def test_labels_follow_the_estimator_kind(tmp_path: Path) -> None:
     regressor = create_experiment(config, str(tmp_path / "r"))
     _, labels = next(iter(regressor._train_input_fn()))
     assert labels.dtype == tf.float32
+
+
+def test_labels_outside_n_classes_fail_before_training(tmp_path: Path) -> None:
+    """Class labels a canned classifier cannot take are a ConfigError on n_classes."""
+    config = base_config(tmp_path)
+    path = Path(config["train_input"]["path"])
+    path.write_text(path.read_text() + "0.5,0.5,2\n")
+    with pytest.raises(ConfigError, match=r"range over 0\.\.2") as info:
+        create_experiment(config, str(tmp_path / "m"))
+    assert info.value.field == "estimator.params.n_classes"

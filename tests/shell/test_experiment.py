@@ -67,8 +67,13 @@ class _Recorder:
     def __init__(self) -> None:
         self.calls: list[tuple[str | None, dict[str, Any] | None]] = []
 
-    def __call__(self, estimator: Any, export_path: str, checkpoint_path: str | None,
-                 eval_result: dict[str, Any] | None) -> str:
+    def __call__(
+        self,
+        estimator: Any,
+        export_path: str,
+        checkpoint_path: str | None,
+        eval_result: dict[str, Any] | None,
+    ) -> str:
         self.calls.append((checkpoint_path, eval_result))
         return export_path
 
@@ -77,11 +82,19 @@ class _Recorder:
 
 SEED_SIGNATURES = {
     Experiment.__init__: [
-        ("self", _EMPTY), ("estimator", _EMPTY), ("train_input_fn", _EMPTY),
-        ("eval_input_fn", _EMPTY), ("train_steps", None), ("eval_steps", 10),
-        ("train_hooks", None), ("eval_hooks", None), ("eval_delay_secs", 0),
-        ("continuous_eval_throttle_secs", 60), ("eval_every_n_steps", 1),
-        ("delay_workers_by_global_step", False), ("export_strategies", None),
+        ("self", _EMPTY),
+        ("estimator", _EMPTY),
+        ("train_input_fn", _EMPTY),
+        ("eval_input_fn", _EMPTY),
+        ("train_steps", None),
+        ("eval_steps", 10),
+        ("train_hooks", None),
+        ("eval_hooks", None),
+        ("eval_delay_secs", 0),
+        ("continuous_eval_throttle_secs", 60),
+        ("eval_every_n_steps", 1),
+        ("delay_workers_by_global_step", False),
+        ("export_strategies", None),
         ("train_steps_per_iteration", 100),
     ],
     Experiment.reset_export_strategies: [("self", _EMPTY), ("new_export_strategies", None)],
@@ -90,16 +103,22 @@ SEED_SIGNATURES = {
     Experiment.train: [("self", _EMPTY), ("delay_secs", None)],
     Experiment.evaluate: [("self", _EMPTY), ("delay_secs", None)],
     Experiment.continuous_eval: [
-        ("self", _EMPTY), ("delay_secs", None), ("throttle_delay_secs", None),
-        ("evaluate_checkpoint_only_once", True), ("continuous_eval_predicate_fn", None),
+        ("self", _EMPTY),
+        ("delay_secs", None),
+        ("throttle_delay_secs", None),
+        ("evaluate_checkpoint_only_once", True),
+        ("continuous_eval_predicate_fn", None),
     ],
     Experiment.continuous_eval_on_train_data: [
-        ("self", _EMPTY), ("delay_secs", None), ("throttle_delay_secs", None),
+        ("self", _EMPTY),
+        ("delay_secs", None),
+        ("throttle_delay_secs", None),
         ("continuous_eval_predicate_fn", None),
     ],
     Experiment.train_and_evaluate: [("self", _EMPTY)],
     Experiment.continuous_train_and_evaluate: [
-        ("self", _EMPTY), ("continuous_eval_predicate_fn", None),
+        ("self", _EMPTY),
+        ("continuous_eval_predicate_fn", None),
     ],
     Experiment.run_std_server: [("self", _EMPTY)],
     Experiment.test: [("self", _EMPTY)],
@@ -122,7 +141,10 @@ def test_nothing_runs_at_construction(tmp_path: Path) -> None:
 
     estimator = models.SpyEstimator(str(tmp_path))
     experiment = Experiment(
-        estimator, models.raising_input_fn, models.raising_input_fn, train_steps=5,
+        estimator,
+        models.raising_input_fn,
+        models.raising_input_fn,
+        train_steps=5,
         export_strategies=ExportStrategy("e", raising_export),
     )
     assert experiment.estimator is estimator
@@ -145,8 +167,11 @@ class _HalfEstimator:
         pass
 
 
-@pytest.mark.parametrize("estimator", [object(), "estimator", None, _HalfEstimator()],
-                         ids=["object", "str", "None", "no-evaluate"])
+@pytest.mark.parametrize(
+    "estimator",
+    [object(), "estimator", None, _HalfEstimator()],
+    ids=["object", "str", "None", "no-evaluate"],
+)
 def test_non_estimator_is_a_value_error(estimator: Any) -> None:
     """An estimator lacking the Estimator interface raises ValueError naming `estimator`."""
     with pytest.raises(ValueError, match="estimator"):
@@ -168,32 +193,48 @@ def test_half_estimator_names_the_missing_members() -> None:
 def test_bad_export_strategies_are_value_errors(tmp_path: Path, strategies: Any) -> None:
     """export_strategies that is not a strategy, an iterable of them or None → ValueError."""
     with pytest.raises(ValueError, match="export_strategies"):
-        Experiment(models.SpyEstimator(str(tmp_path)), models.raising_input_fn,
-                   models.raising_input_fn, export_strategies=strategies)
+        Experiment(
+            models.SpyEstimator(str(tmp_path)),
+            models.raising_input_fn,
+            models.raising_input_fn,
+            export_strategies=strategies,
+        )
 
 
 @pytest.mark.parametrize("value", [0, -1, "x", 1.5, True])
 def test_bad_train_steps_per_iteration_is_a_value_error(tmp_path: Path, value: Any) -> None:
     """train_steps_per_iteration must be None or a positive int, else ValueError."""
     with pytest.raises(ValueError, match="train_steps_per_iteration"):
-        Experiment(models.SpyEstimator(str(tmp_path)), models.raising_input_fn,
-                   models.raising_input_fn, train_steps_per_iteration=value)
+        Experiment(
+            models.SpyEstimator(str(tmp_path)),
+            models.raising_input_fn,
+            models.raising_input_fn,
+            train_steps_per_iteration=value,
+        )
 
 
 @pytest.mark.parametrize("value", [None, 1, 30])
 def test_good_train_steps_per_iteration_is_accepted(tmp_path: Path, value: Any) -> None:
     """None and positive ints are valid train_steps_per_iteration values."""
-    Experiment(models.SpyEstimator(str(tmp_path)), models.raising_input_fn,
-               models.raising_input_fn, train_steps_per_iteration=value)
+    Experiment(
+        models.SpyEstimator(str(tmp_path)),
+        models.raising_input_fn,
+        models.raising_input_fn,
+        train_steps_per_iteration=value,
+    )
 
 
 def test_properties(tmp_path: Path) -> None:
     """estimator, train_steps and eval_steps return what was passed in (seed defaults else)."""
     estimator = models.SpyEstimator(str(tmp_path))
-    experiment = Experiment(estimator, models.raising_input_fn, models.raising_input_fn,
-                            train_steps=7, eval_steps=3)
+    experiment = Experiment(
+        estimator, models.raising_input_fn, models.raising_input_fn, train_steps=7, eval_steps=3
+    )
     assert (experiment.estimator, experiment.train_steps, experiment.eval_steps) == (
-        estimator, 7, 3)
+        estimator,
+        7,
+        3,
+    )
     default = Experiment(estimator, models.raising_input_fn, models.raising_input_fn)
     assert (default.train_steps, default.eval_steps) == (None, 10)
 
@@ -202,8 +243,12 @@ def test_reset_export_strategies_returns_the_old_tuple(tmp_path: Path) -> None:
     """reset_export_strategies installs the new strategies and returns the old ones as a tuple."""
     first = ExportStrategy("first", print)
     second = ExportStrategy("second", print)
-    experiment = Experiment(models.SpyEstimator(str(tmp_path)), models.raising_input_fn,
-                            models.raising_input_fn, export_strategies=[first])
+    experiment = Experiment(
+        models.SpyEstimator(str(tmp_path)),
+        models.raising_input_fn,
+        models.raising_input_fn,
+        export_strategies=[first],
+    )
     assert experiment.reset_export_strategies(second) == (first,)
     assert experiment.reset_export_strategies() == (second,)
     assert experiment.reset_export_strategies([first, second]) == ()
@@ -217,8 +262,9 @@ def test_extend_train_hooks_never_mutates_the_callers_lists(tmp_path: Path) -> N
     h1, h2, h3 = (tf.estimator.SessionRunHook() for _ in range(3))
     given, extra = [h1], [h2]
     spy = models.SpyEstimator(str(tmp_path))
-    experiment = Experiment(spy, models.raising_input_fn, models.raising_input_fn,
-                            train_hooks=given)
+    experiment = Experiment(
+        spy, models.raising_input_fn, models.raising_input_fn, train_hooks=given
+    )
     experiment.extend_train_hooks(extra)
     experiment.extend_train_hooks((h3,))
     experiment.train()
@@ -232,8 +278,7 @@ def test_extend_eval_hooks_never_mutates_the_callers_lists(tmp_path: Path) -> No
     h1, h2 = tf.estimator.SessionRunHook(), tf.estimator.SessionRunHook()
     given, extra = [h1], [h2]
     spy = models.SpyEstimator(str(tmp_path))
-    experiment = Experiment(spy, models.raising_input_fn, models.raising_input_fn,
-                            eval_hooks=given)
+    experiment = Experiment(spy, models.raising_input_fn, models.raising_input_fn, eval_hooks=given)
     experiment.extend_eval_hooks(extra)
     experiment.evaluate()
     experiment.evaluate()
@@ -257,22 +302,33 @@ def test_train_reaches_train_steps_and_writes_the_completion_record(
     """train() trains to train_steps, returns the estimator and writes chief-0.done.json."""
     model_dir = str(tmp_path / "m")
     estimator = make(model_dir)
-    experiment = Experiment(estimator, models.input_fn(repeat=True),
-                            models.raising_input_fn, train_steps=12)
+    experiment = Experiment(
+        estimator, models.input_fn(repeat=True), models.raising_input_fn, train_steps=12
+    )
     assert experiment.train() is estimator
     assert disk.latest_checkpoint(model_dir).step == 12
     assert _done_record(model_dir) == {
-        "task": "chief-0", "final_step": 12, "reason": "train_steps reached"}
+        "task": "chief-0",
+        "final_step": 12,
+        "reason": "train_steps reached",
+    }
 
 
 def test_train_stopped_by_finite_input_records_input_exhausted(tmp_path: Path) -> None:
     """train() whose input runs out before train_steps records reason "training input ran out"."""
     model_dir = str(tmp_path / "m")
-    experiment = Experiment(models.estimator(model_dir), models.finite_train_input_fn(1),
-                            models.raising_input_fn, train_steps=100)
+    experiment = Experiment(
+        models.estimator(model_dir),
+        models.finite_train_input_fn(1),
+        models.raising_input_fn,
+        train_steps=100,
+    )
     experiment.train()
     assert _done_record(model_dir) == {
-        "task": "chief-0", "final_step": 4, "reason": "training input ran out"}
+        "task": "chief-0",
+        "final_step": 4,
+        "reason": "training input ran out",
+    }
 
 
 def test_train_delay_secs_sleeps_via_experiment_sleep(tmp_path: Path) -> None:
@@ -280,8 +336,7 @@ def test_train_delay_secs_sleeps_via_experiment_sleep(tmp_path: Path) -> None:
     spy = models.SpyEstimator(str(tmp_path))
     events: list[Any] = []
     spy.on_train = lambda: events.append("train")
-    experiment = Experiment(spy, models.raising_input_fn, models.raising_input_fn,
-                            train_steps=3)
+    experiment = Experiment(spy, models.raising_input_fn, models.raising_input_fn, train_steps=3)
     experiment.sleep = events.append
     experiment.train(delay_secs=2.5)
     assert events == [2.5, "train"]
@@ -326,8 +381,9 @@ def test_evaluate_runs_eval_steps_or_until_input_ends(
 def test_evaluate_delay_defaults_to_eval_delay_secs(tmp_path: Path) -> None:
     """evaluate() sleeps eval_delay_secs via experiment.sleep unless delay_secs is given."""
     spy = models.SpyEstimator(str(tmp_path))
-    experiment = Experiment(spy, models.raising_input_fn, models.raising_input_fn,
-                            eval_delay_secs=4)
+    experiment = Experiment(
+        spy, models.raising_input_fn, models.raising_input_fn, eval_delay_secs=4
+    )
     slept: list[float] = []
     experiment.sleep = slept.append
     experiment.evaluate()
@@ -367,8 +423,9 @@ def driven(tmp_path_factory: pytest.TempPathFactory) -> _Driven:
     model_dir = str(tmp_path_factory.mktemp("driven") / "model")
     out = _Driven()
     trainer = models.estimator(model_dir)
-    experiment = _experiment(model_dir, train_steps=30,
-                             export_strategies=ExportStrategy("rec", out.exports))
+    experiment = _experiment(
+        model_dir, train_steps=30, export_strategies=ExportStrategy("rec", out.exports)
+    )
     experiment.on_evaluation(out.evaluated.append)
 
     def sleep(secs: float) -> None:
@@ -388,7 +445,8 @@ def driven(tmp_path_factory: pytest.TempPathFactory) -> _Driven:
     logger.setLevel(logging.INFO)
     try:
         out.returned = experiment.continuous_eval(
-            throttle_delay_secs=0, continuous_eval_predicate_fn=predicate)
+            throttle_delay_secs=0, continuous_eval_predicate_fn=predicate
+        )
     finally:
         logger.removeHandler(handler)
         logger.setLevel(old_level)
@@ -411,12 +469,15 @@ def test_continuous_eval_predicate_gets_none_first_then_results(driven: _Driven)
 def test_continuous_eval_exports_after_each_evaluation(driven: _Driven) -> None:
     """Every evaluation is followed by an export of that checkpoint with its result."""
     assert [os.path.basename(p or "") for p, _ in driven.exports.calls] == [
-        "model.ckpt-10", "model.ckpt-20", "model.ckpt-30"]
+        "model.ckpt-10",
+        "model.ckpt-20",
+        "model.ckpt-30",
+    ]
     assert [r for _, r in driven.exports.calls] == driven.evaluated
 
 
 def test_continuous_eval_logs_waiting_once_per_change_of_state(driven: _Driven) -> None:
-    """"no checkpoint yet" is logged once for 3 polls, "no new checkpoint" once per wait phase."""
+    """ "no checkpoint yet" is logged once for 3 polls, "no new checkpoint" once per wait phase."""
     assert driven.messages.count("no checkpoint yet; waiting") == 1
     assert driven.messages.count("no new checkpoint; waiting") == 2
     assert sum("evaluation at step" in m for m in driven.messages) == 3
@@ -432,7 +493,8 @@ def test_continuous_eval_two_arg_predicate_gets_the_checkpoint_path(model_dir: s
         return True
 
     result = _experiment(model_dir, train_steps=TRAINED_STEPS).continuous_eval(
-        throttle_delay_secs=0, continuous_eval_predicate_fn=predicate)
+        throttle_delay_secs=0, continuous_eval_predicate_fn=predicate
+    )
     assert calls == [(None, None), (result, os.path.join(model_dir, "model.ckpt-50"))]
 
 
@@ -441,15 +503,17 @@ def test_continuous_eval_predicate_false_stops_the_loop(model_dir: str) -> None:
     experiment = _experiment(model_dir)
     seen: list[dict[str, Any]] = []
     experiment.on_evaluation(seen.append)
-    experiment.continuous_eval(throttle_delay_secs=0,
-                               continuous_eval_predicate_fn=lambda r: r is None)
+    experiment.continuous_eval(
+        throttle_delay_secs=0, continuous_eval_predicate_fn=lambda r: r is None
+    )
     assert _steps(seen) == [TRAINED_STEPS]
 
 
 def test_continuous_eval_predicate_false_at_start_evaluates_nothing(model_dir: str) -> None:
     """A predicate answering False for None stops before any evaluation; returns None."""
-    experiment = Experiment(models.estimator(model_dir), models.raising_input_fn,
-                            models.raising_input_fn)
+    experiment = Experiment(
+        models.estimator(model_dir), models.raising_input_fn, models.raising_input_fn
+    )
     assert experiment.continuous_eval(continuous_eval_predicate_fn=lambda r: False) is None
 
 
@@ -495,14 +559,67 @@ def test_continuous_eval_stops_when_a_background_trainer_reaches_train_steps(
     assert steps == sorted(set(steps)) and steps[-1] == 60
 
 
+class _FakeClock:
+    """A clock for `experiment.clock` that `sleep` advances by at most `max_step` seconds."""
+
+    def __init__(self, max_step: float = float("inf")) -> None:
+        self.now = 0.0
+        self.max_step = max_step
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, secs: float) -> None:
+        self.sleeps.append(secs)
+        self.now += min(secs, self.max_step)
+
+
+def test_continuous_eval_throttle_is_a_minimum_gap_between_starts(
+    model_dir: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A checkpoint newer than the last evaluation waits out the throttle, logged once per wait."""
+    caplog.set_level(logging.INFO, logger="tfexperiment")
+    clock = _FakeClock(max_step=4.0)  # wakes up early: 3 polls per throttle wait
+    trainer = models.estimator(model_dir)
+    starts: list[tuple[int, float]] = []
+
+    def on_evaluation(result: dict[str, Any]) -> None:
+        step = int(result["global_step"])
+        starts.append((step, clock.now))
+        if step < 70:  # the trainer saves the next checkpoint at once
+            trainer.train(models.input_fn(repeat=True), max_steps=step + 10)
+
+    experiment = _experiment(model_dir, train_steps=70)
+    experiment.clock, experiment.sleep = clock, clock.sleep
+    experiment.on_evaluation(on_evaluation)
+    experiment.continuous_eval(throttle_delay_secs=10)
+    assert starts == [(50, 0.0), (60, 10.0), (70, 20.0)]
+    assert clock.sleeps == [10.0, 6.0, 2.0, 10.0, 6.0, 2.0]
+    assert caplog.messages.count("throttled; waiting") == 2
+
+
+def test_continuous_eval_waits_the_start_delay_first(model_dir: str) -> None:
+    """continuous_eval(delay_secs=5) sleeps 5 s before the first evaluation."""
+    clock = _FakeClock()
+    starts: list[float] = []
+    experiment = _experiment(model_dir, train_steps=TRAINED_STEPS)
+    experiment.clock, experiment.sleep = clock, clock.sleep
+    experiment.on_evaluation(lambda result: starts.append(clock.now))
+    experiment.continuous_eval(delay_secs=5, throttle_delay_secs=0)
+    assert clock.sleeps == [5.0] and starts == [5.0]
+
+
 def test_continuous_eval_not_only_once_re_evaluates(model_dir: str) -> None:
     """evaluate_checkpoint_only_once=False evaluates the same checkpoint again and again."""
     experiment = _experiment(model_dir)
     seen: list[dict[str, Any]] = []
     experiment.on_evaluation(seen.append)
     experiment.continuous_eval(
-        throttle_delay_secs=0, evaluate_checkpoint_only_once=False,
-        continuous_eval_predicate_fn=lambda r: len(seen) < 3)
+        throttle_delay_secs=0,
+        evaluate_checkpoint_only_once=False,
+        continuous_eval_predicate_fn=lambda r: len(seen) < 3,
+    )
     assert _steps(seen) == [TRAINED_STEPS] * 3
 
 
@@ -519,8 +636,7 @@ def test_continuous_eval_restart_does_not_re_evaluate(model_dir: str) -> None:
     second.on_evaluation(second_seen.append)
     trainer = models.estimator(model_dir)
     second.sleep = lambda secs: trainer.train(models.input_fn(repeat=True), steps=10)
-    second.continuous_eval(throttle_delay_secs=0,
-                           continuous_eval_predicate_fn=lambda r: r is None)
+    second.continuous_eval(throttle_delay_secs=0, continuous_eval_predicate_fn=lambda r: r is None)
     assert _steps(second_seen) == [TRAINED_STEPS + 10]
 
 
@@ -528,8 +644,12 @@ def test_continuous_eval_on_train_data_writes_eval_train(model_dir: str) -> None
     """continuous_eval_on_train_data evaluates the train input into eval_train, exporting nothing."""
     exports = _Recorder()
     experiment = Experiment(
-        models.estimator(model_dir), models.input_fn(repeat=True), models.raising_input_fn,
-        train_steps=TRAINED_STEPS, eval_steps=2, export_strategies=ExportStrategy("rec", exports),
+        models.estimator(model_dir),
+        models.input_fn(repeat=True),
+        models.raising_input_fn,
+        train_steps=TRAINED_STEPS,
+        eval_steps=2,
+        export_strategies=ExportStrategy("rec", exports),
     )
     result = experiment.continuous_eval_on_train_data(throttle_delay_secs=0)
     assert int(result["global_step"]) == TRAINED_STEPS
@@ -547,8 +667,12 @@ def test_test_trains_one_step_evaluates_and_exports(tmp_path: Path) -> None:
     exports = _Recorder()
     counter = models.StepCounter()
     experiment = Experiment(
-        models.estimator(model_dir), models.input_fn(repeat=True), models.input_fn(repeat=False),
-        train_steps=1000, eval_hooks=[counter], export_strategies=ExportStrategy("rec", exports),
+        models.estimator(model_dir),
+        models.input_fn(repeat=True),
+        models.input_fn(repeat=False),
+        train_steps=1000,
+        eval_hooks=[counter],
+        export_strategies=ExportStrategy("rec", exports),
     )
     result = experiment.test()
     assert int(result["global_step"]) == 1

@@ -53,9 +53,13 @@ def exporters_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         tf.estimator.FinalExporter("final", models.serving_input_fn),
     ]
     experiment = Experiment(
-        models.estimator(model_dir), models.input_fn(repeat=True),
-        models.input_fn(repeat=False), train_steps=TRAINED_STEPS, eval_steps=None,
-        eval_every_n_steps=None, export_strategies=exporters,
+        models.estimator(model_dir),
+        models.input_fn(repeat=True),
+        models.input_fn(repeat=False),
+        train_steps=TRAINED_STEPS,
+        eval_steps=None,
+        eval_every_n_steps=None,
+        export_strategies=exporters,
     )
     result, exported = experiment.train_and_evaluate()
     return {"model_dir": model_dir, "result": result, "exported": exported}
@@ -77,7 +81,7 @@ def test_export_strategy_is_positional_like_the_namedtuple() -> None:
 @pytest.mark.parametrize("name", ["", "a/b", ".", "..", 3, None])
 def test_export_strategy_rejects_a_bad_name(name: Any) -> None:
     """An export name that is not a plain non-empty directory name is a ValueError."""
-    with pytest.raises(ValueError, match="ExportStrategy.name"):
+    with pytest.raises(ValueError, match=r"ExportStrategy\.name"):
         ExportStrategy(name, print)
 
 
@@ -113,9 +117,13 @@ def test_export_fns_get_as_many_arguments_as_they_take(model_dir: str) -> None:
 
     estimator = models.estimator(model_dir)
     strategies = [ExportStrategy(f.__name__, f) for f in (one, two, three, four, star)]
-    experiment = Experiment(estimator, models.input_fn(repeat=True),
-                            models.input_fn(repeat=False), eval_steps=None,
-                            export_strategies=strategies)
+    experiment = Experiment(
+        estimator,
+        models.input_fn(repeat=True),
+        models.input_fn(repeat=False),
+        eval_steps=None,
+        export_strategies=strategies,
+    )
     result = experiment.test()  # trains 1 step, evaluates, exports once
     checkpoint = os.path.join(model_dir, f"model.ckpt-{TRAINED_STEPS + 1}")
     base = os.path.join(model_dir, "export")
@@ -134,9 +142,14 @@ def test_export_strategy_returns_are_the_export_results(model_dir: str) -> None:
         ExportStrategy("a", lambda estimator: b"/exported/a"),
         ExportStrategy("b", lambda estimator: None),
     ]
-    experiment = Experiment(models.estimator(model_dir), models.input_fn(repeat=True),
-                            models.input_fn(repeat=False), train_steps=TRAINED_STEPS,
-                            eval_steps=None, export_strategies=strategies)
+    experiment = Experiment(
+        models.estimator(model_dir),
+        models.input_fn(repeat=True),
+        models.input_fn(repeat=False),
+        train_steps=TRAINED_STEPS,
+        eval_steps=None,
+        export_strategies=strategies,
+    )
     _, exported = experiment.train_and_evaluate()
     assert exported == ["/exported/a", None]
 
@@ -147,9 +160,14 @@ def test_export_strategy_writes_a_saved_model_that_loads_and_predicts(model_dir:
     def export(estimator: Any, export_path: str) -> Any:
         return estimator.export_saved_model(export_path, models.serving_input_fn)
 
-    experiment = Experiment(models.estimator(model_dir), models.input_fn(repeat=True),
-                            models.input_fn(repeat=False), train_steps=TRAINED_STEPS,
-                            eval_steps=None, export_strategies=ExportStrategy("serving", export))
+    experiment = Experiment(
+        models.estimator(model_dir),
+        models.input_fn(repeat=True),
+        models.input_fn(repeat=False),
+        train_steps=TRAINED_STEPS,
+        eval_steps=None,
+        export_strategies=ExportStrategy("serving", export),
+    )
     _, exported = experiment.train_and_evaluate()
     [path] = _timestamp_dirs(model_dir, "serving")
     assert exported == [path]
@@ -178,11 +196,19 @@ def test_estimator_exporters_are_accepted(tmp_path: Path) -> None:
         tf.estimator.BestExporter("best", models.serving_input_fn),
         tf.estimator.FinalExporter("final", models.serving_input_fn),
     ]
-    experiment = Experiment(models.SpyEstimator(str(tmp_path)), models.raising_input_fn,
-                            models.raising_input_fn, export_strategies=exporters)
+    experiment = Experiment(
+        models.SpyEstimator(str(tmp_path)),
+        models.raising_input_fn,
+        models.raising_input_fn,
+        export_strategies=exporters,
+    )
     assert experiment.export_strategies == tuple(exporters)
-    single = Experiment(models.SpyEstimator(str(tmp_path)), models.raising_input_fn,
-                        models.raising_input_fn, export_strategies=exporters[0])
+    single = Experiment(
+        models.SpyEstimator(str(tmp_path)),
+        models.raising_input_fn,
+        models.raising_input_fn,
+        export_strategies=exporters[0],
+    )
     assert single.export_strategies == (exporters[0],)
 
 

@@ -130,8 +130,9 @@ def test_other_evaluation_errors_still_propagate(trained_dir: str, tmp_path: Pat
         raise RuntimeError("eval input is broken")
 
     # An eval hook forces Estimator.evaluate, so the error arises inside the skip guard.
-    experiment = _experiment(model_dir, train_steps=40, eval_input_fn=failing_input_fn,
-                             eval_hooks=[models.StepCounter()])
+    experiment = _experiment(
+        model_dir, train_steps=40, eval_input_fn=failing_input_fn, eval_hooks=[models.StepCounter()]
+    )
     with pytest.raises(RuntimeError, match="eval input is broken"):
         experiment.continuous_eval(throttle_delay_secs=0)
 

@@ -24,16 +24,25 @@ def _no_tf_config(monkeypatch: pytest.MonkeyPatch) -> None:
 def _spy_builder(calls: list[str]) -> Any:
     def build(output_dir: str) -> Experiment:
         calls.append(output_dir)
-        return Experiment(models.SpyEstimator(output_dir), models.raising_input_fn,
-                          models.raising_input_fn, train_steps=5)
+        return Experiment(
+            models.SpyEstimator(output_dir),
+            models.raising_input_fn,
+            models.raising_input_fn,
+            train_steps=5,
+        )
 
     return build
 
 
 def _real_builder(output_dir: str) -> Experiment:
     """A tiny real experiment: 10 training steps, evaluation at the end."""
-    return Experiment(models.estimator(output_dir), models.input_fn(repeat=True),
-                      models.input_fn(repeat=False), train_steps=10, eval_steps=None)
+    return Experiment(
+        models.estimator(output_dir),
+        models.input_fn(repeat=True),
+        models.input_fn(repeat=False),
+        train_steps=10,
+        eval_steps=None,
+    )
 
 
 def _never_called(output_dir: str) -> Experiment:
@@ -54,11 +63,12 @@ def test_non_callable_builder_is_a_type_error(tmp_path: Path, builder: Any) -> N
         run_experiment(builder, str(tmp_path), "train")
 
 
-@pytest.mark.parametrize("returned", [None, "experiment", models.SpyEstimator("/tmp/x")],
-                         ids=["None", "str", "estimator"])
-def test_builder_returning_a_non_experiment_is_a_type_error(
-    tmp_path: Path, returned: Any
-) -> None:
+@pytest.mark.parametrize(
+    "returned",
+    [None, "experiment", models.SpyEstimator("/tmp/x")],
+    ids=["None", "str", "estimator"],
+)
+def test_builder_returning_a_non_experiment_is_a_type_error(tmp_path: Path, returned: Any) -> None:
     """A builder that does not return an Experiment raises TypeError saying what it returned."""
     with pytest.raises(TypeError, match=type(returned).__name__):
         run_experiment(lambda output_dir: returned, str(tmp_path), "train")
@@ -77,7 +87,10 @@ def test_builder_gets_output_dir_positionally_or_by_keyword(tmp_path: Path) -> N
     assert calls == [str(tmp_path), str(tmp_path)]
 
 
-@pytest.mark.parametrize("schedule", ["bogus", "local_run", "_train", "__init__"])
+@pytest.mark.parametrize(
+    "schedule",
+    ["bogus", "local_run", "_train", "__init__", "reset_export_strategies", "on_evaluation"],
+)
 def test_unknown_schedule_is_a_value_error_listing_valid_ones(
     tmp_path: Path, schedule: str
 ) -> None:
@@ -88,8 +101,9 @@ def test_unknown_schedule_is_a_value_error_listing_valid_ones(
         assert name in str(info.value)
 
 
-@pytest.mark.parametrize("schedule", ["estimator", "train_steps", "eval_steps", "model_dir",
-                                      "poll_secs"])
+@pytest.mark.parametrize(
+    "schedule", ["estimator", "train_steps", "eval_steps", "model_dir", "poll_secs"]
+)
 def test_non_callable_member_is_a_type_error(tmp_path: Path, schedule: str) -> None:
     """A schedule naming a non-callable Experiment member raises TypeError."""
     with pytest.raises(TypeError, match=schedule):
@@ -120,8 +134,10 @@ def test_default_schedule_of_a_single_task_is_train_and_evaluate(
 ) -> None:
     """A single-task TF_CONFIG (one chief) defaults to train_and_evaluate, run for real."""
     caplog.set_level(logging.INFO, logger="tfexperiment")
-    monkeypatch.setenv("TF_CONFIG", json.dumps({
-        "cluster": {"chief": ["127.0.0.1:1"]}, "task": {"type": "chief", "index": 0}}))
+    monkeypatch.setenv(
+        "TF_CONFIG",
+        json.dumps({"cluster": {"chief": ["127.0.0.1:1"]}, "task": {"type": "chief", "index": 0}}),
+    )
     result, exported = run_experiment(_real_builder, str(tmp_path / "m"))
     assert int(result["global_step"]) == 10 and exported == []
     assert "task chief: default schedule train_and_evaluate" in caplog.messages
@@ -130,7 +146,7 @@ def test_default_schedule_of_a_single_task_is_train_and_evaluate(
 def test_default_schedule_without_tf_config_is_train_and_evaluate(tmp_path: Path) -> None:
     """With no TF_CONFIG the default schedule is train_and_evaluate."""
     result, exported = run_experiment(_real_builder, str(tmp_path / "m"))
-    assert int(result["global_step"]) == 10
+    assert int(result["global_step"]) == 10 and exported == []
 
 
 @pytest.mark.parametrize(
@@ -140,10 +156,11 @@ def test_default_schedule_without_tf_config_is_train_and_evaluate(tmp_path: Path
         ("[1, 2]", "TF_CONFIG"),
         (json.dumps({"cluster": {"worker": ["a:1", "b:2"]}}), "task.type"),
         (json.dumps({"cluster": {"chief": ["a:1"]}, "task": {"type": "boss"}}), "task.type"),
-        (json.dumps({"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 3}}),
-         "task.index"),
-        (json.dumps({"cluster": {"worker": "a:1"}, "task": {"type": "worker"}}),
-         "cluster.worker"),
+        (
+            json.dumps({"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 3}}),
+            "task.index",
+        ),
+        (json.dumps({"cluster": {"worker": "a:1"}, "task": {"type": "worker"}}), "cluster.worker"),
     ],
     ids=["bad-json", "not-object", "no-type", "bad-type", "bad-index", "bad-addresses"],
 )

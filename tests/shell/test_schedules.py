@@ -59,8 +59,12 @@ def test_train_and_evaluate_evaluates_every_n_steps_and_returns_result_and_expor
     """Saving every 10 steps with eval_every_n_steps=20 over 100 evaluates exactly 20..100."""
     model_dir = str(tmp_path / "m")
     exports = _Recorder()
-    experiment = _experiment(model_dir, train_steps=100, eval_every_n_steps=20,
-                             export_strategies=ExportStrategy("rec", exports))
+    experiment = _experiment(
+        model_dir,
+        train_steps=100,
+        eval_every_n_steps=20,
+        export_strategies=ExportStrategy("rec", exports),
+    )
     steps = _listen(experiment)
     result, exported = experiment.train_and_evaluate()
     assert steps == [20, 40, 60, 80, 100]
@@ -73,11 +77,15 @@ def test_train_and_evaluate_evaluates_every_n_steps_and_returns_result_and_expor
 def test_train_and_evaluate_runs_exporters_once_per_evaluation(tmp_path: Path) -> None:
     """Exporters run after each in-training evaluation and once, as final, for the last one."""
     exporter = models.RecordingExporter()
-    experiment = _experiment(str(tmp_path / "m"), train_steps=60, eval_every_n_steps=20,
-                             export_strategies=[exporter])
+    experiment = _experiment(
+        str(tmp_path / "m"), train_steps=60, eval_every_n_steps=20, export_strategies=[exporter]
+    )
     experiment.train_and_evaluate()
     assert exporter.calls == [
-        ("model.ckpt-20", False), ("model.ckpt-40", False), ("model.ckpt-60", True)]
+        ("model.ckpt-20", False),
+        ("model.ckpt-40", False),
+        ("model.ckpt-60", True),
+    ]
 
 
 def test_train_and_evaluate_every_step_evaluates_each_checkpoint_once(tmp_path: Path) -> None:
@@ -127,15 +135,23 @@ def test_train_and_evaluate_evaluates_the_final_checkpoint_off_the_grid(tmp_path
 def test_continuous_train_and_evaluate_iteration_sizes(tmp_path: Path) -> None:
     """train_steps 100 with 30 steps per iteration evaluates at 30, 60, 90 and 100."""
     exports = _Recorder()
-    experiment = _experiment(str(tmp_path / "m"), train_steps=100, train_steps_per_iteration=30,
-                             export_strategies=ExportStrategy("rec", exports))
+    experiment = _experiment(
+        str(tmp_path / "m"),
+        train_steps=100,
+        train_steps_per_iteration=30,
+        export_strategies=ExportStrategy("rec", exports),
+    )
     steps = _listen(experiment)
     result, exported = experiment.continuous_train_and_evaluate()
     assert steps == [30, 60, 90, 100]
     assert int(result["global_step"]) == 100
     assert exported == ["exported model.ckpt-100"]
     assert [os.path.basename(p or "") for p in exports.checkpoints] == [
-        "model.ckpt-30", "model.ckpt-60", "model.ckpt-90", "model.ckpt-100"]
+        "model.ckpt-30",
+        "model.ckpt-60",
+        "model.ckpt-90",
+        "model.ckpt-100",
+    ]
 
 
 def test_continuous_train_and_evaluate_predicate_stops(tmp_path: Path) -> None:
@@ -170,9 +186,13 @@ def test_continuous_train_and_evaluate_stops_when_finite_input_runs_out(tmp_path
     """Without train_steps, an iteration cut short by a finite input ends the loop."""
     model_dir = str(tmp_path / "m")
     exporter = models.RecordingExporter()
-    experiment = _experiment(model_dir, train_steps=None, train_steps_per_iteration=10,
-                             train_input_fn=models.finite_train_input_fn(epochs=1),
-                             export_strategies=exporter)
+    experiment = _experiment(
+        model_dir,
+        train_steps=None,
+        train_steps_per_iteration=10,
+        train_input_fn=models.finite_train_input_fn(epochs=1),
+        export_strategies=exporter,
+    )
     steps = _listen(experiment)
     result, _ = experiment.continuous_train_and_evaluate()
     rows_per_epoch = models.N_ROWS // 16
