@@ -19,6 +19,7 @@ from benchmarks.workloads import workloads as all_workloads
 FULL_REPEATS = 5
 QUICK_REPEATS = 1
 QUICK_JOBS = 2  # --quick asserts no speed, so its children may run two at a time
+BUSY = 0.25  # share of the CPUs others may use before a run is flagged as noisy
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -51,6 +52,14 @@ def _parser() -> argparse.ArgumentParser:
         help="comma-separated workload keys to run, e.g. W1,W3 or W5",
     )
     parser.add_argument(
+        "--settle",
+        type=float,
+        default=10.0,
+        metavar="SECS",
+        help="before each child, wait up to SECS for other processes to leave the CPUs "
+        "mostly idle (full mode only; default %(default)s)",
+    )
+    parser.add_argument(
         "--strict",
         action="store_true",
         help="exit 1 when a target is missed (default: report it only)",
@@ -61,8 +70,8 @@ def _parser() -> argparse.ArgumentParser:
 def _selected(workloads: list[Workload], only: str | None) -> list[Workload]:
     if not only:
         return workloads
-    keys = [k.strip().upper() for k in only.split(",") if k.strip()]
-    chosen = [w for w in workloads if any(w.key == k or w.key.startswith(k) for k in keys)]
+    keys = [k.strip().lower() for k in only.split(",") if k.strip()]
+    chosen = [w for w in workloads if any(w.key.lower().startswith(k) for k in keys)]
     if not chosen:
         raise SystemExit(
             f"--only {only!r} matches no workload of {', '.join(w.key for w in workloads)}"
@@ -75,22 +84,19 @@ def _progress(workload: Workload, run: Run, index: int, repeats: int) -> None:
     print(
         f"  {workload.key} {run.side:<18} {index + 1}/{repeats}: "
         f"{format_figure(value, workload.unit):>12}  peak RSS "
-        f"{run.result['peak_rss_kb'] / 1024:6.0f} MB  (load {run.load_before:.1f})",
+        f"{run.result['peak_rss_kb'] / 1024:6.0f} MB  (others busy {run.busy_before:4.0%}, "
+        f"load {run.load_before:.1f})",
         file=sys.stderr,
         flush=True,
     )
 
 
-def _sides(workload: Workload) -> list[str]:
-    return [workload.ours] + ([workload.reference] if workload.reference else [])
-
-
-def _run_alternating(workload: Workload, repeats: int) -> dict[str, list[Run]]:
+def _run_alternating(workload: Workload, repeats: int, settle_secs: float) -> dict[str, list[Run]]:
     """A B A B ...: each repeat runs our side, then the reference, sequentially."""
-    runs: dict[str, list[Run]] = {side: [] for side in _sides(workload)}
+    runs: dict[str, list[Run]] = {side: [] for side in workload.sides}
     for index in range(repeats):
-        for side in _sides(workload):
-            run = run_side(side, workload.params)
+        for side in workload.sides:
+            run = run_side(side, workload.params, settle_secs=settle_secs)
             runs[side].append(run)
             _progress(workload, run, index, repeats)
     return runs
@@ -98,11 +104,11 @@ def _run_alternating(workload: Workload, repeats: int) -> dict[str, list[Run]]:
 
 def _run_concurrently(workloads: list[Workload], repeats: int) -> dict[str, dict[str, list[Run]]]:
     """--quick: every child of every workload through a pool of `QUICK_JOBS` workers."""
-    jobs = [(w, side, i) for i in range(repeats) for w in workloads for side in _sides(w)]
+    jobs = [(w, side, i) for i in range(repeats) for w in workloads for side in w.sides]
     with ThreadPoolExecutor(max_workers=QUICK_JOBS) as pool:
         futures = [(w, i, pool.submit(run_side, side, w.params)) for w, side, i in jobs]
         results: dict[str, dict[str, list[Run]]] = {
-            w.key: {side: [] for side in _sides(w)} for w in workloads
+            w.key: {side: [] for side in w.sides} for w in workloads
         }
         for workload, index, future in futures:
             run = future.result()
@@ -157,6 +163,31 @@ def table(rows: Sequence[tuple[Workload, Summary]]) -> str:
     return "\n".join([line(header), rule, *(line(r) for r in body)])
 
 
+def _notes(rows: Sequence[tuple[Workload, Summary]]) -> str:
+    """Secondary figures under the table: paired ratios, CPU-time ratios, the baseline."""
+    paired = [f"{w.key} {s.paired_ratio:.2f}" for w, s in rows if s.paired_ratio is not None]
+    cpu = [f"{w.key} {s.cpu_ratio:.2f}" for w, s in rows if s.cpu_ratio is not None]
+    lines = []
+    if paired:
+        lines.append(
+            "paired ratio (median over repeats of ours/ref in the same repeat): "
+            + ", ".join(paired)
+        )
+    if cpu:
+        lines.append(
+            "CPU seconds ours/ref (medians, all threads of the process): " + ", ".join(cpu)
+        )
+    for workload, summary in rows:
+        if summary.baseline is not None and summary.reference is not None:
+            lines.append(
+                f"{workload.key} baseline {workload.baseline} (median "
+                f"{format_figure(summary.baseline, workload.unit)}): time over it "
+                f"ours +{summary.ours - summary.baseline:.2f} s, "
+                f"reference +{summary.reference - summary.baseline:.2f} s"
+            )
+    return "\n".join(lines)
+
+
 def _machine() -> dict[str, Any]:
     info: dict[str, Any] = {
         "python": platform.python_version(),
@@ -200,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.quick:
             runs = _run_concurrently(workloads, repeats)
         else:
-            runs = {w.key: _run_alternating(w, repeats) for w in workloads}
+            runs = {w.key: _run_alternating(w, repeats, args.settle) for w in workloads}
     except BenchmarkError as err:
         print(f"benchmarks: FAILED: {err}", file=sys.stderr)
         return 1
@@ -211,7 +242,8 @@ def main(argv: list[str] | None = None) -> int:
     for workload in workloads:
         ours = runs[workload.key][workload.ours]
         reference = runs[workload.key][workload.reference] if workload.reference else []
-        summary = summarize(workload, ours, reference)
+        baseline = runs[workload.key][workload.baseline] if workload.baseline else []
+        summary = summarize(workload, ours, reference, baseline)
         problems = check(workload, ours, reference)
         failures += [f"{workload.key}: {p}" for p in problems]
         rows.append((workload, summary))
@@ -232,11 +264,15 @@ def main(argv: list[str] | None = None) -> int:
                     "reference": summary.reference_cpu,
                 },
                 "cpu_ratio": summary.cpu_ratio,
+                "paired_ratio": summary.paired_ratio,
+                "baseline_side": workload.baseline,
+                "baseline_median": summary.baseline,
                 "targets": summary.met,
                 "checks_failed": problems,
                 "runs": {
                     "ours": [r.to_json() for r in ours],
                     "reference": [r.to_json() for r in reference],
+                    "baseline": [r.to_json() for r in baseline],
                 },
             }
         )
@@ -246,20 +282,17 @@ def main(argv: list[str] | None = None) -> int:
         f"\n{mode}; {repeats} repeat(s); {elapsed:.0f} s; load average at the end "
         f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
     )
-    cpu = [f"{w.key} {s.cpu_ratio:.2f}" for w, s in rows if s.cpu_ratio is not None]
-    if cpu:
-        print(
-            "CPU seconds ours/ref (medians, all threads; less sensitive to other load): "
-            + ", ".join(cpu)
-        )
+    notes = _notes(rows)
+    if notes:
+        print(notes)
     missed = [f"{w.key} {label}" for w, s in rows for label, ok in s.met.items() if not ok]
-    busy = max(
-        (r.load_before for side in runs.values() for rs in side.values() for r in rs), default=0.0
-    )
-    if busy > (os.cpu_count() or 1):
+    every = [r for side in runs.values() for rs in side.values() for r in rs]
+    busy = [r for r in every if r.busy_before > BUSY]
+    if busy:
         print(
-            f"warning: the load average reached {busy:.1f} during the run: other processes "
-            "shared the CPUs and the timings are noisy"
+            f"warning: {len(busy)} of {len(every)} runs started while other processes kept "
+            f"more than {BUSY:.0%} of the CPUs busy (up to "
+            f"{max(r.busy_before for r in busy):.0%}): their timings are noisy"
         )
     with open(args.json, "w") as handle:
         json.dump(

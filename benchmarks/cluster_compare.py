@@ -52,9 +52,22 @@ def _sink(echo: bool) -> Any:
     return sink
 
 
-def run_ours(steps: int, output_dir: str, *, echo: bool, timeout_secs: float) -> dict[str, Any]:
+def _env(steps: int, autotune: bool) -> dict[str, str]:
+    """The example's knobs: ``steps``, every checkpoint kept, tf.data autotune on or off."""
+    return {
+        "TFX_TRAIN_STEPS": str(steps),
+        "TFX_KEEP_CHECKPOINTS": "0",
+        "TFX_DATA_AUTOTUNE": "1" if autotune else "0",
+        "PYTHONPATH": ROOT,
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    }
+
+
+def run_ours(
+    steps: int, output_dir: str, *, echo: bool, timeout_secs: float, autotune: bool = True
+) -> dict[str, Any]:
     """Run the tfexperiment side; returns its wall time and every task's exit."""
-    env = {"TFX_TRAIN_STEPS": str(steps), "TFX_KEEP_CHECKPOINTS": "0", "PYTHONPATH": ROOT}
+    env = _env(steps, autotune)
     with LocalCluster(
         SPEC, output_dir, ps=1, workers=2, evaluator=True, env=env, sink=_sink(echo), cwd=ROOT
     ) as cluster:
@@ -71,15 +84,16 @@ def run_ours(steps: int, output_dir: str, *, echo: bool, timeout_secs: float) ->
 
 
 def run_tf(
-    steps: int, output_dir: str, *, echo: bool, timeout_secs: float, hang_secs: float
+    steps: int,
+    output_dir: str,
+    *,
+    echo: bool,
+    timeout_secs: float,
+    hang_secs: float,
+    autotune: bool = True,
 ) -> dict[str, Any]:
     """Run the tf.estimator side; its ps never exits and is killed after ``hang_secs``."""
-    env = {
-        "TFX_TRAIN_STEPS": str(steps),
-        "TFX_KEEP_CHECKPOINTS": "0",
-        "PYTHONPATH": ROOT,
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-    }
+    env = _env(steps, autotune)
     command = [sys.executable, "-m", "benchmarks.cluster_compare", "--tf-task", output_dir]
     with LocalCluster(
         SPEC,
@@ -128,6 +142,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--timeout", type=float, default=600.0, help="bound on each run")
     parser.add_argument("--echo", action="store_true", help="print every task's output")
+    parser.add_argument(
+        "--no-autotune",
+        action="store_true",
+        help="turn tf.data autotuning off on both sides (TF 2.15 otherwise delays a "
+        "trainer's session close by 0-60 s, at random)",
+    )
     parser.add_argument("--json", metavar="PATH", help="also write the raw figures here")
     parser.add_argument("--tf-task", metavar="DIR", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -140,7 +160,13 @@ def main(argv: list[str] | None = None) -> int:
             for side in ("tfexperiment", "tf.estimator"):
                 out = os.path.join(tmp, f"{side}-{i}")
                 if side == "tfexperiment":
-                    found = run_ours(args.steps, out, echo=args.echo, timeout_secs=args.timeout)
+                    found = run_ours(
+                        args.steps,
+                        out,
+                        echo=args.echo,
+                        timeout_secs=args.timeout,
+                        autotune=not args.no_autotune,
+                    )
                 else:
                     found = run_tf(
                         args.steps,
@@ -148,8 +174,9 @@ def main(argv: list[str] | None = None) -> int:
                         echo=args.echo,
                         timeout_secs=args.timeout,
                         hang_secs=args.hang_secs,
+                        autotune=not args.no_autotune,
                     )
-                found.update(side=side, repeat=i, steps=args.steps)
+                found.update(side=side, repeat=i, steps=args.steps, autotune=not args.no_autotune)
                 runs.append(found)
                 hung = f"  still running after +{args.hang_secs:g}s: {', '.join(found['hung'])}"
                 print(

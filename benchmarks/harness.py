@@ -37,6 +37,8 @@ class Run:
         rusage_maxrss_kb: The child's ``ru_maxrss`` from ``os.wait4`` (a cross-check of
             its own ``VmHWM`` reading; it also covers children it waited for).
         load_before: The 1-minute load average when the child was spawned.
+        busy_before: Share of all CPUs busy (0..1) in the moment before the spawn, when
+            none of our children ran: what other processes were using.
     """
 
     side: str
@@ -44,6 +46,7 @@ class Run:
     wall_secs: float
     rusage_maxrss_kb: int
     load_before: float
+    busy_before: float = 0.0
 
     def to_json(self) -> Result:
         """The run as a JSON-ready dict."""
@@ -52,6 +55,7 @@ class Run:
             "wall_secs": self.wall_secs,
             "rusage_maxrss_kb": self.rusage_maxrss_kb,
             "load_before": self.load_before,
+            "busy_before": self.busy_before,
             **self.result,
         }
 
@@ -70,6 +74,45 @@ def child_env() -> dict[str, str]:
     return env
 
 
+def _cpu_times() -> tuple[int, int]:
+    """(busy, total) jiffies of all CPUs since boot, from /proc/stat ((0, 0) without it)."""
+    try:
+        with open("/proc/stat") as handle:
+            fields = [int(v) for v in handle.readline().split()[1:]]
+    except (OSError, ValueError):
+        return 0, 0
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def cpu_busy(sample_secs: float = 0.25) -> float:
+    """Share of all CPUs (0..1) busy during the next ``sample_secs``; 0.0 without /proc."""
+    busy0, total0 = _cpu_times()
+    time.sleep(sample_secs)
+    busy1, total1 = _cpu_times()
+    return (busy1 - busy0) / (total1 - total0) if total1 > total0 else 0.0
+
+
+def settle(max_secs: float, *, threshold: float = 0.25) -> float:
+    """Wait (at most ``max_secs``) until other processes leave the CPUs mostly idle.
+
+    Called between children, when none of ours runs, so whatever is busy is someone
+    else's. A shared machine's bursts of load then land less often inside a measurement.
+
+    Args:
+        max_secs: Longest wait; 0 only samples once.
+        threshold: Busy share (0..1) of all CPUs below which the machine counts as quiet.
+
+    Returns:
+        The busy share of the last sample (recorded with the run).
+    """
+    deadline = time.monotonic() + max_secs
+    busy = cpu_busy()
+    while busy > threshold and time.monotonic() < deadline:
+        busy = cpu_busy(0.5)
+    return busy
+
+
 def _tail(path: Path, lines: int = 25) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
@@ -77,7 +120,9 @@ def _tail(path: Path, lines: int = 25) -> str:
         return "(no output)"
 
 
-def run_side(side: str, params: Params, *, timeout_secs: float = 600.0) -> Run:
+def run_side(
+    side: str, params: Params, *, timeout_secs: float = 600.0, settle_secs: float = 0.0
+) -> Run:
     """Run ``python -m benchmarks.child SIDE`` in a fresh process and a fresh directory.
 
     The child gets ``model_dir`` and ``work_dir`` inside a temporary directory (removed
@@ -88,6 +133,7 @@ def run_side(side: str, params: Params, *, timeout_secs: float = 600.0) -> Run:
         side: A key of ``benchmarks.child.SIDES``.
         params: The side's parameters.
         timeout_secs: Kill the child's process group after this long.
+        settle_secs: First wait up to this long for the CPUs to be quiet (see `settle`).
 
     Returns:
         The run.
@@ -99,6 +145,7 @@ def run_side(side: str, params: Params, *, timeout_secs: float = 600.0) -> Run:
     try:
         out, log_path = work / "result.json", work / "child.log"
         full = {**params, "model_dir": str(work / "model"), "work_dir": str(work)}
+        busy_before = settle(settle_secs)
         load_before = os.getloadavg()[0]
         with open(log_path, "w") as log:
             full["spawned_at"] = time.time()
@@ -147,6 +194,7 @@ def run_side(side: str, params: Params, *, timeout_secs: float = 600.0) -> Run:
             wall_secs=wall,
             rusage_maxrss_kb=int(usage.ru_maxrss),
             load_before=load_before,
+            busy_before=busy_before,
         )
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -61,6 +61,8 @@ class Summary:
     reference_rss_mb: float | None
     ours_cpu: float | None = None
     reference_cpu: float | None = None
+    paired_ratio: float | None = None
+    baseline: float | None = None
     met: dict[str, bool] = field(default_factory=dict)
 
     @property
@@ -130,6 +132,8 @@ class Workload:
         unit: The figure's unit.
         targets: What the figures must meet.
         checks: Correctness checks (asserted in every mode): each returns its failures.
+        baseline: A third side run in the same alternation to explain the figures (W1:
+            training alone), or None.
     """
 
     key: str
@@ -141,15 +145,42 @@ class Workload:
     unit: Unit
     targets: tuple[Target, ...] = ()
     checks: tuple[Check, ...] = ()
+    baseline: str | None = None
+
+    @property
+    def sides(self) -> list[str]:
+        """The child sides of one repeat, in the order they run: ours, reference, baseline."""
+        return [side for side in (self.ours, self.reference, self.baseline) if side]
 
 
-def summarize(workload: Workload, ours: Sequence[Run], reference: Sequence[Run]) -> Summary:
+def paired_ratio(workload: Workload, ours: Sequence[Run], reference: Sequence[Run]) -> float | None:
+    """The median over repeats of ours/reference within each repeat.
+
+    The two runs of a repeat are adjacent in time, so a change in the load the machine
+    carries from other processes affects both; this ratio is steadier than the ratio of
+    medians when that load varies.
+    """
+    ratios = []
+    for mine, theirs in zip(ours, reference):
+        a, b = workload.figure([mine]), workload.figure([theirs])
+        if b and not (math.isnan(a) or math.isnan(b)):
+            ratios.append(a / b)
+    return statistics.median(ratios) if ratios else None
+
+
+def summarize(
+    workload: Workload,
+    ours: Sequence[Run],
+    reference: Sequence[Run],
+    baseline: Sequence[Run] = (),
+) -> Summary:
     """Medians, peak RSS and whether each target is met.
 
     Args:
         workload: The workload.
         ours: Its runs of our side.
         reference: Its runs of the reference side (empty without one).
+        baseline: Its runs of the baseline side (empty without one).
 
     Returns:
         The summary.
@@ -170,6 +201,8 @@ def summarize(workload: Workload, ours: Sequence[Run], reference: Sequence[Run])
         reference_rss_mb=rss_mb(reference) if reference else None,
         ours_cpu=cpu(ours),
         reference_cpu=cpu(reference),
+        paired_ratio=paired_ratio(workload, ours, reference),
+        baseline=workload.figure(baseline) if baseline else None,
     )
     for target in workload.targets:
         label = target.label(workload.unit)
@@ -283,8 +316,8 @@ def workloads(*, quick: bool) -> list[Workload]:
     # A checkpoint every 1.3 s: not a multiple of either side's polling period (0.05 s,
     # 1 s), so publication times sweep the polling phase instead of locking onto it.
     latency: Params = {
-        "interval_secs": 0.7 if quick else 1.3,
-        "saves": 3 if quick else 10,
+        "interval_secs": 0.9 if quick else 1.3,
+        "saves": 4 if quick else 10,
         "throttle_secs": 0.5,
         "eval_steps": EVAL_STEPS,
     }
@@ -300,6 +333,7 @@ def workloads(*, quick: bool) -> list[Workload]:
             Unit.SECONDS,
             (Target(Goal.RATIO_MAX, 0.80), Target(Goal.RSS_RATIO_MAX, 1.10)),
             (same_evaluations(expected),),
+            baseline=None if quick else "w1-train-only",
         ),
         Workload(
             "W2",
@@ -347,7 +381,7 @@ def workloads(*, quick: bool) -> list[Workload]:
         ),
         Workload(
             "W5b",
-            "import shell vs import tensorflow + tf.estimator",
+            "import shell + Experiment vs import tensorflow + tf.estimator",
             "w5-import-shell",
             "w5-import-tf",
             {},

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.util
 import json
 import logging
 import os
@@ -51,23 +50,6 @@ GRACE_SECS = 5.0
 POLL_SECS = 0.05
 INTERRUPTED = 130
 _SPEC = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
-
-# Used when `python -m shell` (the CLI) is not installed: runs the task's default schedule
-# and turns a configuration error into one line on stderr and exit status 2.
-_FALLBACK_MAIN = """\
-import importlib, logging, sys
-logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-spec, output_dir = sys.argv[1], sys.argv[2]
-module_name, _, fn_name = spec.partition(":")
-try:
-    from core.errors import TFExperimentError
-    fn = getattr(importlib.import_module(module_name), fn_name)
-    import shell
-    shell.run_experiment(fn, output_dir)
-except (TFExperimentError, ImportError, AttributeError) as err:
-    print(f"tfexperiment: error: {err}", file=sys.stderr)
-    sys.exit(2)
-"""
 
 
 @attrs.frozen(kw_only=True)
@@ -224,13 +206,6 @@ def check_spec(experiment_fn_spec: str) -> str:
     return experiment_fn_spec
 
 
-def cli_available() -> bool:
-    """Whether ``python -m shell run`` exists (the CLI module is installed)."""
-    return importlib.util.find_spec("shell.cli") is not None and (
-        importlib.util.find_spec("shell.__main__") is not None
-    )
-
-
 def task_command(
     experiment_fn_spec: str,
     output_dir: str,
@@ -238,7 +213,7 @@ def task_command(
     python: str | None = None,
     verbose: bool = False,
 ) -> list[str]:
-    """The command line a task runs: the CLI's ``run``, or a fallback without the CLI.
+    """The command line of a task: ``python -m shell [--verbose] run SPEC --output-dir DIR``.
 
     Args:
         experiment_fn_spec: ``package.module:function``.
@@ -246,11 +221,9 @@ def task_command(
         python: The interpreter (default: this one).
         verbose: Pass ``--verbose`` (TensorFlow's own logs, tracebacks).
     """
+    flags = ["--verbose"] if verbose else []
     exe = python or sys.executable
-    if cli_available():
-        flags = ["--verbose"] if verbose else []
-        return [exe, "-m", "shell", *flags, "run", experiment_fn_spec, "--output-dir", output_dir]
-    return [exe, "-c", _FALLBACK_MAIN, experiment_fn_spec, output_dir]
+    return [exe, "-m", "shell", *flags, "run", experiment_fn_spec, "--output-dir", output_dir]
 
 
 def _print_line(line: str) -> None:
@@ -741,7 +714,8 @@ class ReadinessProbe:
     The probe builds the global step the way Estimator does (first variable, under the
     same replica device setter, so on the ps task that holds the real one) and checks
     through this task's own server whether it is initialised; the chief initialises or
-    restores every variable in one run. Without a ps there is nothing to ask.
+    restores every variable in one run. Without a ps (or a RunConfig with a master)
+    there is nothing to ask, and `ready` says True.
 
     Args:
         estimator: A ``tf.estimator.Estimator`` whose config comes from TF_CONFIG.
@@ -752,11 +726,12 @@ class ReadinessProbe:
         from shell._tf import tf
 
         self._tf = tf
-        run_config = estimator.config
-        self._target: str = run_config.master
+        run_config = getattr(estimator, "config", None)
+        self._target: str = str(getattr(run_config, "master", "") or "")
         self._session: Any = None
-        self.supported = bool(self._target) and run_config.num_ps_replicas > 0
-        if not self.supported:
+        ps_tasks = getattr(run_config, "num_ps_replicas", 0)
+        self.supported = bool(self._target) and isinstance(ps_tasks, int) and ps_tasks > 0
+        if not self.supported or run_config is None:
             return
         device_fn = run_config.device_fn or tf.compat.v1.train.replica_device_setter(
             ps_tasks=run_config.num_ps_replicas,
@@ -930,14 +905,15 @@ def join_training(
     last_reason: GateReason | None = None
     try:
         while True:
-            reachable = ps_reachable(config)
+            finished = watch.look(force=True)
+            reachable = not finished and ps_reachable(config)
             ready = False
             if reachable:
                 if probe is None:
                     probe = ReadinessProbe(estimator)
                 ready = probe.ready()
             gate = worker_gate(
-                chief_finished=watch.look(force=True),
+                chief_finished=finished,
                 ps_reachable=reachable,
                 model_ready=ready,
                 waited_secs=clock() - started,

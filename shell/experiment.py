@@ -294,7 +294,9 @@ class Experiment:
 
         Workers wait first: ``delay_secs`` if given, else the core's start delay
         (``min(60, index * 5)`` s, or the global-step gate). In a distributed config
-        the task's std server is started first.
+        the task's std server is started first; a cluster worker then waits until the
+        chief has initialised the model, skips training if the chief has already
+        finished, and stops when the chief finishes (`shell.cluster.join_training`).
 
         Args:
             delay_secs: Start training after this many seconds.

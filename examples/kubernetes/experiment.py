@@ -5,7 +5,8 @@ what the task does (chief: train_and_evaluate, worker: train, ps: serve, evaluat
 continuous_eval). The data is synthetic (a noisy linear function), so nothing is downloaded.
 Knobs, read from the environment so one container image serves every replica:
 ``TFX_TRAIN_STEPS`` (default 2000), ``TFX_SAVE_STEPS`` (checkpoint every N steps, 100) and
-``TFX_KEEP_CHECKPOINTS`` (how many to keep, 5; 0 keeps all).
+``TFX_KEEP_CHECKPOINTS`` (how many to keep, 5; 0 keeps all) and ``TFX_DATA_AUTOTUNE=0``
+(turn tf.data autotuning off for the training input).
 """
 
 from __future__ import annotations
@@ -34,7 +35,13 @@ def train_input_fn() -> Any:
     """Shuffled batches of the training data, repeated forever."""
     x, y = _data(seed=0)
     ds = tf.data.Dataset.from_tensor_slices(({"x": x}, y))
-    return ds.shuffle(N_ROWS, seed=1).repeat().batch(BATCH)
+    ds = ds.shuffle(N_ROWS, seed=1).repeat().batch(BATCH)
+    if os.environ.get("TFX_DATA_AUTOTUNE", "1") == "0":
+        # TF 2.15 waits for tf.data's autotune thread (0-60 s) when a session closes.
+        options = tf.data.Options()
+        options.autotune.enabled = False
+        ds = ds.with_options(options)
+    return ds
 
 
 def eval_input_fn() -> Any:

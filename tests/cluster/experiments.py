@@ -102,6 +102,7 @@ def experiment_fn(output_dir: str) -> shell.Experiment:
         train_hooks=hooks,
         continuous_eval_throttle_secs=_float("TFX_THROTTLE_SECS", 0.5),
         eval_every_n_steps=None,
+        delay_workers_by_global_step=os.environ.get("TFX_DELAY_BY_STEP") == "1",
     )
 
 

@@ -15,6 +15,7 @@ from shell.cluster import LocalCluster
 from tests.cluster.helpers import (
     ROOT,
     SPEC,
+    alive,
     checkpoint_steps,
     done_records,
     event_eval_steps,
@@ -36,12 +37,13 @@ _T0 = time.monotonic()
 
 
 def _quiet(line: str) -> None:
-    """Drop the tasks' output (pytest shows the collected lines on failure)."""
+    """Drop the tasks' output, or print it timestamped when TFX_TEST_ECHO is set."""
     if os.environ.get("TFX_TEST_ECHO"):
         print(f"{time.monotonic() - _T0:7.2f} {line}"[:200], flush=True)
 
 
 def _paused(model_dir: str, min_step: int) -> bool:
+    """Whether a checkpoint at ``min_step`` or later exists (training reached the pause)."""
     return (latest_step(model_dir) or 0) >= min_step
 
 
@@ -121,12 +123,15 @@ def test_full_cluster_survives_a_busy_port_and_an_evaluator_restart(tmp_path: Pa
     after_restart = logged_eval_steps(result.lines["evaluator-0"][resumed_at:])
     assert after_restart and min(after_restart) > evaluated_before
     counts = event_eval_steps(model_dir)
-    # The chief evaluates the final checkpoint too (eval_every_n_steps=None); nothing else twice.
-    assert counts[final] == 2
+    # The chief evaluates the final checkpoint too (eval_every_n_steps=None): up to 2 events.
+    # (Event file names carry only the second and the host name, so two processes that open
+    # their eval writer in the same second on one machine share a file and one may be lost.)
+    assert 1 <= counts[final] <= 2
     assert all(n == 1 for step, n in counts.items() if step != final), counts
     records = done_records(model_dir)
     assert set(records) == {"chief-0", "worker-0"}
     assert records["chief-0"]["final_step"] == final
+    assert not any(alive(e.pid) for e in cluster.history())
 
 
 @pytest.mark.timeout(240)
@@ -157,16 +162,21 @@ def test_chief_killed_mid_training_resumes_from_its_last_checkpoint(tmp_path: Pa
     records = done_records(model_dir)
     assert records["chief-0"]["final_step"] >= STEPS
     assert records["chief-0"]["reason"] == "train_steps reached"
+    assert records["worker-0"]["reason"] == "train_steps reached"
     assert set(records) == {"chief-0", "worker-0"}
+    assert not any(alive(e.pid) for e in cluster.history())
 
 
 @pytest.mark.timeout(180)
-def test_chief_input_running_out_still_ends_ps_worker_and_evaluator(tmp_path: Path) -> None:
-    """When the chief's finite input ends before train_steps, worker, ps and evaluator exit 0."""
+def test_chief_input_running_out_still_ends_ps_workers_and_evaluator(tmp_path: Path) -> None:
+    """When the chief's finite input ends early, the workers (one still held at its
+    global-step start gate) stop, and ps and evaluator exit 0."""
     model_dir = str(tmp_path / "run")
-    env = task_env(train_steps=100_000, save_steps=20, chief_epochs=15, throttle_secs=0.3)
+    env = task_env(
+        train_steps=100_000, save_steps=20, chief_epochs=15, throttle_secs=0.3, delay_by_step=1
+    )
     with LocalCluster(
-        SPEC, model_dir, ps=1, workers=1, evaluator=True, env=env, sink=_quiet, cwd=ROOT
+        SPEC, model_dir, ps=1, workers=2, evaluator=True, env=env, sink=_quiet, cwd=ROOT
     ) as cluster:
         cluster.start()
         result = cluster.wait(RUN_TIMEOUT)
@@ -177,5 +187,6 @@ def test_chief_input_running_out_still_ends_ps_worker_and_evaluator(tmp_path: Pa
     assert chief["reason"] == "training input ran out"
     assert 60 <= chief["final_step"] < 100_000
     assert records["worker-0"]["reason"] == "the chief finished"
+    assert records["worker-1"]["reason"] == "the chief finished"  # gate: step 5545, never reached
     assert latest_step(model_dir) == chief["final_step"]
     assert logged_eval_steps(result.lines["evaluator-0"])[-1] == chief["final_step"]

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import socket
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -27,12 +29,14 @@ from shell import checkpoints as disk
 from shell.cluster import (
     ChiefWatch,
     ClusterResult,
+    ReadinessProbe,
     TaskExit,
     add_cluster_parser,
     check_spec,
     cluster_tasks,
     default_device_filters,
     describe_exit,
+    ensure_device_filters,
     pick_free_ports,
     task_command,
     tf_configs,
@@ -243,3 +247,47 @@ def test_chief_watch_looks_at_most_every_interval_and_stops_a_step_wait(tmp_path
         str(tmp_path), since=0.0, train_steps=None, wait_until_step=1000, sleep=lambda secs: None
     )
     assert fresh.hold_until_step(lambda: 3) is False
+
+
+def _worker_estimator(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **config: Any) -> Any:
+    """A real Estimator built as worker 0 of a ps/chief/worker cluster (no server started)."""
+    from shell._tf import tf
+
+    docs = tf_configs(cluster_tasks(ps=1, workers=1, evaluator=False), [1, 2, 3])
+    monkeypatch.setenv("TF_CONFIG", json.dumps(docs["worker-0"]))
+    run_config = tf.estimator.RunConfig(model_dir=str(tmp_path), **config)
+    return tf.estimator.Estimator(model_fn=lambda features, labels, mode: None, config=run_config)
+
+
+def test_user_session_config_without_device_filters_gets_them(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A worker's own session_config without device_filters gets TF's: the ps and itself."""
+    from shell._tf import tf
+
+    estimator = _worker_estimator(
+        monkeypatch,
+        tmp_path,
+        session_config=tf.compat.v1.ConfigProto(inter_op_parallelism_threads=2),
+    )
+    config = TFConfig.from_json(json.dumps(json.loads(os.environ["TF_CONFIG"])))
+    assert ensure_device_filters(estimator, config)
+    assert list(estimator._session_config.device_filters) == ["/job:ps", "/job:worker/task:0"]
+    assert estimator._session_config.inter_op_parallelism_threads == 2
+    assert not ensure_device_filters(estimator, config)  # already set: left alone
+
+
+def test_readiness_probe_without_ps_says_ready(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """With no ps to ask (a local estimator), the probe reports ready without a session."""
+    from shell._tf import tf
+
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    estimator = tf.estimator.Estimator(
+        model_fn=lambda features, labels, mode: None,
+        config=tf.estimator.RunConfig(model_dir=str(tmp_path)),
+    )
+    probe = ReadinessProbe(estimator)
+    assert not probe.supported and probe.ready()
+    probe.close()
