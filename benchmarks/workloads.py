@@ -62,6 +62,7 @@ class Summary:
     ours_cpu: float | None = None
     reference_cpu: float | None = None
     paired_ratio: float | None = None
+    best_ratio: float | None = None
     baseline: float | None = None
     met: dict[str, bool] = field(default_factory=dict)
 
@@ -168,6 +169,19 @@ def paired_ratio(workload: Workload, ours: Sequence[Run], reference: Sequence[Ru
     return statistics.median(ratios) if ratios else None
 
 
+def best_ratio(ours: Sequence[Run], reference: Sequence[Run]) -> float | None:
+    """Fastest ours / fastest reference (``seconds``; ``timeit``'s best-of-N): the runs
+    least disturbed by other processes. None without ``seconds`` on both sides."""
+    if not ours or not reference:
+        return None
+    if any("seconds" not in run.result for run in [*ours, *reference]):
+        return None
+    best_reference = min(float(run.result["seconds"]) for run in reference)
+    if not best_reference:
+        return None
+    return min(float(run.result["seconds"]) for run in ours) / best_reference
+
+
 def summarize(
     workload: Workload,
     ours: Sequence[Run],
@@ -202,6 +216,7 @@ def summarize(
         ours_cpu=cpu(ours),
         reference_cpu=cpu(reference),
         paired_ratio=paired_ratio(workload, ours, reference),
+        best_ratio=best_ratio(ours, reference),
         baseline=workload.figure(baseline) if baseline else None,
     )
     for target in workload.targets:

@@ -251,6 +251,13 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError(f"{PROG} run: error: --set only applies to --config")
     if args.schedule is not None:
         parse_schedule(args.schedule)
+    # TF_CONFIG is checked before the experiment is built: TF's RunConfig would fail on it
+    # inside experiment_fn with a traceback instead of one line naming the field.
+    from core.schedule import default_schedule
+    from core.tf_config import TFConfig
+
+    tf_config = TFConfig.from_json(os.environ.get("TF_CONFIG"))
+    schedule_name = args.schedule or default_schedule(tf_config).value
     verbose = bool(getattr(args, "verbose", False))
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())  # MODULE:FN from the current directory, as python -m
@@ -287,16 +294,10 @@ def _run(args: argparse.Namespace) -> int:
     started, started_wall = time.monotonic(), time.time()
     latest = disk.latest_checkpoint(model_dir) if os.path.isdir(model_dir) else None
     start_step = latest.step if latest else 0
-    schedule_name = args.schedule
     try:
-        run_experiment(lambda _dir: experiment, args.output_dir or model_dir, schedule_name)
+        run_experiment(lambda _dir: experiment, args.output_dir or model_dir, args.schedule)
     finally:
         progress.close()
-    if schedule_name is None:
-        from core.schedule import default_schedule
-        from core.tf_config import TFConfig
-
-        schedule_name = default_schedule(TFConfig.from_json(os.environ.get("TF_CONFIG"))).value
     model_dir = experiment.model_dir
     end = disk.latest_checkpoint(model_dir)
     summary = summarize(

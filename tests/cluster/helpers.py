@@ -73,16 +73,18 @@ def logged_eval_steps(lines: Iterable[str]) -> list[int]:
     return [int(m.group(1)) for line in lines for m in _EVAL_LINE.finditer(line)]
 
 
-def event_eval_steps(model_dir: str) -> collections.Counter[int]:
-    """How often each global step was evaluated, from the event files in ``model_dir/eval``."""
+def event_eval_paths(model_dir: str) -> collections.Counter[str]:
+    """How often each checkpoint was evaluated, from the ``checkpoint_path`` summaries that
+    every evaluation writes to the event files in ``model_dir/eval``."""
     from shell._tf import tf
 
-    counts: collections.Counter[int] = collections.Counter()
+    counts: collections.Counter[str] = collections.Counter()
     for path in glob.glob(os.path.join(model_dir, "eval", "events.out.tfevents.*")):
         try:
             for event in tf.compat.v1.train.summary_iterator(path):
-                if any(value.tag == "loss" for value in event.summary.value):
-                    counts[int(event.step)] += 1
+                for value in event.summary.value:
+                    if value.tag == "checkpoint_path":
+                        counts[value.tensor.string_val[0].decode()] += 1
         except tf.errors.DataLossError:
             continue  # the torn tail of a file whose writer was SIGKILLed
     return counts

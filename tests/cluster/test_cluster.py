@@ -18,7 +18,7 @@ from tests.cluster.helpers import (
     alive,
     checkpoint_steps,
     done_records,
-    event_eval_steps,
+    event_eval_paths,
     latest_step,
     logged_eval_steps,
     progress_step,
@@ -116,18 +116,20 @@ def test_full_cluster_survives_a_busy_port_and_an_evaluator_restart(tmp_path: Pa
     assert final is not None and final >= STEPS
     assert progress_step(model_dir) == final
     logged = logged_eval_steps(result.lines["evaluator-0"])
-    assert logged[-1] == final
-    assert len(logged) == len(set(logged)), logged
+    # A checkpoint's name has the chief's step; the global step saved in it may be a little
+    # later (the workers keep training while it is written), and evaluations report that.
+    assert logged[-1] >= final
     assert evaluated_before is not None
     resumed_at = next(i for i, line in enumerate(result.lines["evaluator-0"]) if "resuming" in line)
     after_restart = logged_eval_steps(result.lines["evaluator-0"][resumed_at:])
     assert after_restart and min(after_restart) > evaluated_before
-    counts = event_eval_steps(model_dir)
+    counts = event_eval_paths(model_dir)
+    final_path = os.path.join(model_dir, f"model.ckpt-{final}")
     # The chief evaluates the final checkpoint too (eval_every_n_steps=None): up to 2 events.
     # (Event file names carry only the second and the host name, so two processes that open
     # their eval writer in the same second on one machine share a file and one may be lost.)
-    assert 1 <= counts[final] <= 2
-    assert all(n == 1 for step, n in counts.items() if step != final), counts
+    assert 1 <= counts[final_path] <= 2, counts
+    assert all(n == 1 for path, n in counts.items() if path != final_path), counts
     records = done_records(model_dir)
     assert set(records) == {"chief-0", "worker-0"}
     assert records["chief-0"]["final_step"] == final
@@ -189,4 +191,5 @@ def test_chief_input_running_out_still_ends_ps_workers_and_evaluator(tmp_path: P
     assert records["worker-0"]["reason"] == "the chief finished"
     assert records["worker-1"]["reason"] == "the chief finished"  # gate: step 5545, never reached
     assert latest_step(model_dir) == chief["final_step"]
-    assert logged_eval_steps(result.lines["evaluator-0"])[-1] == chief["final_step"]
+    assert progress_step(model_dir) == chief["final_step"]  # the evaluator's last checkpoint
+    assert logged_eval_steps(result.lines["evaluator-0"])[-1] >= chief["final_step"]
