@@ -8,7 +8,6 @@ import logging
 import os
 import shutil
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,30 +20,6 @@ from tests.shell import models
 
 TRAINED_STEPS = 50
 _EMPTY = inspect.Parameter.empty
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _no_tf_config() -> Iterator[None]:
-    """Run every test of this module as a local process (no TF_CONFIG)."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.delenv("TF_CONFIG", raising=False)
-        yield
-
-
-@pytest.fixture(scope="module")
-def trained_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A model dir trained once to TRAINED_STEPS (checkpoints every 10 steps); copy to modify."""
-    model_dir = str(tmp_path_factory.mktemp("trained") / "model")
-    models.train_to(model_dir, TRAINED_STEPS)
-    return model_dir
-
-
-@pytest.fixture
-def model_dir(trained_dir: str, tmp_path: Path) -> str:
-    """A private copy of `trained_dir` this test may train further or evaluate into."""
-    copy = str(tmp_path / "model")
-    shutil.copytree(trained_dir, copy)
-    return copy
 
 
 def _experiment(model_dir: str, **kwargs: Any) -> Experiment:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import glob
 import os
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,30 +15,6 @@ from shell._tf import tf
 from tests.shell import models
 
 TRAINED_STEPS = 20
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _no_tf_config() -> Iterator[None]:
-    """Run every test of this module as a local process (no TF_CONFIG)."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.delenv("TF_CONFIG", raising=False)
-        yield
-
-
-@pytest.fixture(scope="module")
-def trained_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A model dir trained once to TRAINED_STEPS."""
-    model_dir = str(tmp_path_factory.mktemp("exports") / "model")
-    models.train_to(model_dir, TRAINED_STEPS)
-    return model_dir
-
-
-@pytest.fixture
-def model_dir(trained_dir: str, tmp_path: Path) -> str:
-    """A private copy of `trained_dir`."""
-    copy = str(tmp_path / "model")
-    shutil.copytree(trained_dir, copy)
-    return copy
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ import logging
 import os
 import shutil
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,22 +17,6 @@ from shell._tf import tf
 from tests.shell import models
 
 VANISHED = "vanished before evaluation; skipped"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _no_tf_config() -> Iterator[None]:
-    """Run every test of this module as a local process (no TF_CONFIG)."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.delenv("TF_CONFIG", raising=False)
-        yield
-
-
-@pytest.fixture(scope="module")
-def trained_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A model dir trained once to step 40 with checkpoints every 10 steps."""
-    model_dir = str(tmp_path_factory.mktemp("race") / "model")
-    models.train_to(model_dir, 40)
-    return model_dir
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,14 +12,6 @@ import pytest
 from shell import Experiment, ExportStrategy
 from shell import checkpoints as disk
 from tests.shell import models
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _no_tf_config() -> Iterator[None]:
-    """Run every test of this module as a local process (no TF_CONFIG)."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.delenv("TF_CONFIG", raising=False)
-        yield
 
 
 def _experiment(model_dir: str, *, save_steps: int = 10, **kwargs: Any) -> Experiment:
