@@ -40,6 +40,8 @@ class EvalPolicy:
         evaluate_checkpoint_only_once: Never evaluate the same checkpoint twice.
         train_steps: Stop once an evaluated global step reaches this (None: never).
         poll_secs: How often to look for a new checkpoint once the throttle has elapsed.
+        max_sleep_secs: No WAIT is longer than this, so that training finishing (its
+            completion record) is noticed promptly even during a long throttle.
     """
 
     eval_delay_secs: float = attrs.field(default=0.0, validator=non_negative_secs)
@@ -47,6 +49,7 @@ class EvalPolicy:
     evaluate_checkpoint_only_once: bool = True
     train_steps: int | None = attrs.field(default=None, validator=optional_non_negative_int)
     poll_secs: float = attrs.field(default=0.05, validator=positive_secs)
+    max_sleep_secs: float = attrs.field(default=1.0, validator=positive_secs)
 
 
 @attrs.frozen(kw_only=True)
@@ -94,7 +97,10 @@ def _stop(state: EvalState, reason: Reason) -> tuple[EvalDecision, EvalState]:
     return decision, attrs.evolve(state, last_logged=reason)
 
 
-def _wait(state: EvalState, reason: Reason, sleep_secs: float) -> tuple[EvalDecision, EvalState]:
+def _wait(
+    state: EvalState, policy: EvalPolicy, reason: Reason, sleep_secs: float
+) -> tuple[EvalDecision, EvalState]:
+    sleep_secs = min(sleep_secs, max(policy.max_sleep_secs, policy.poll_secs))
     decision = EvalDecision(
         kind=Kind.WAIT, reason=reason, sleep_secs=sleep_secs, log=state.last_logged is not reason
     )
@@ -142,18 +148,18 @@ def decide(
 
     delay_left = state.started_at + policy.eval_delay_secs - now
     if delay_left > 0:
-        return _wait(state, Reason.START_DELAY, delay_left)
+        return _wait(state, policy, Reason.START_DELAY, delay_left)
 
     throttle_left = 0.0
     if state.last_eval_start is not None:
         throttle_left = max(0.0, state.last_eval_start + policy.throttle_secs - now)
 
     if fresh is Novelty.MISSING:
-        return _wait(state, Reason.NO_CHECKPOINT, max(policy.poll_secs, throttle_left))
+        return _wait(state, policy, Reason.NO_CHECKPOINT, max(policy.poll_secs, throttle_left))
     if fresh is not Novelty.NEW and policy.evaluate_checkpoint_only_once:
-        return _wait(state, Reason.NO_NEW_CHECKPOINT, max(policy.poll_secs, throttle_left))
+        return _wait(state, policy, Reason.NO_NEW_CHECKPOINT, max(policy.poll_secs, throttle_left))
     if throttle_left > 0:
-        return _wait(state, Reason.THROTTLED, throttle_left)
+        return _wait(state, policy, Reason.THROTTLED, throttle_left)
     assert latest is not None  # MISSING handled above
     return _evaluate(state, now=now, checkpoint=latest)
 

@@ -58,16 +58,26 @@ def test_new_checkpoint_is_evaluated_promptly_once_throttle_elapsed() -> None:
 
 def test_throttle_is_a_gap_between_starts() -> None:
     """A new checkpoint within the throttle waits exactly the rest of the throttle."""
-    policy = EvalPolicy(throttle_secs=10)
+    policy = EvalPolicy(throttle_secs=10, max_sleep_secs=100)
     _, state = decide(EvalState(started_at=0.0), policy, now=0.0, latest=ckpt(1))
     state = record_result(state, global_step=1)
     d, _ = decide(state, policy, now=4.0, latest=ckpt(2))
     assert (d.kind, d.reason, d.sleep_secs) == (Kind.WAIT, Reason.THROTTLED, 6.0)
 
 
+@given(throttle=st.floats(0, 10_000), cap=st.floats(0.01, 5), now=st.floats(0, 10_000))
+def test_no_wait_is_longer_than_max_sleep(throttle: float, cap: float, now: float) -> None:
+    """A long throttle is waited out in slices of max_sleep_secs, so a finish is seen promptly."""
+    policy = EvalPolicy(throttle_secs=throttle, max_sleep_secs=cap)
+    _, state = decide(EvalState(started_at=0.0), policy, now=0.0, latest=ckpt(1))
+    d, _ = decide(state, policy, now=now, latest=ckpt(2))
+    if d.kind is Kind.WAIT:
+        assert d.sleep_secs <= max(cap, policy.poll_secs)
+
+
 def test_start_delay_waits_the_remaining_time() -> None:
     """The first evaluation waits until eval_delay_secs after the loop started."""
-    policy = EvalPolicy(eval_delay_secs=30)
+    policy = EvalPolicy(eval_delay_secs=30, max_sleep_secs=100)
     d, _ = decide(EvalState(started_at=100.0), policy, now=110.0, latest=ckpt(1))
     assert (d.kind, d.reason, d.sleep_secs) == (Kind.WAIT, Reason.START_DELAY, 20.0)
 
@@ -123,7 +133,7 @@ def test_vanished_checkpoint_does_not_charge_the_throttle() -> None:
 
 def test_not_only_once_reevaluates_after_throttle() -> None:
     """With evaluate_checkpoint_only_once=False the same checkpoint is re-evaluated per throttle."""
-    policy = EvalPolicy(throttle_secs=10, evaluate_checkpoint_only_once=False)
+    policy = EvalPolicy(throttle_secs=10, evaluate_checkpoint_only_once=False, max_sleep_secs=60)
     _, state = decide(EvalState(started_at=0.0), policy, now=0.0, latest=ckpt(1))
     d, state = decide(state, policy, now=5.0, latest=ckpt(1))
     assert (d.kind, d.sleep_secs) == (Kind.WAIT, 5.0)
