@@ -79,6 +79,7 @@ def next_iteration(
     global_step: int,
     keep_going: bool,
     last_trained_steps: int | None = None,
+    last_requested_steps: int | None = None,
 ) -> IterationDecision:
     """Decide the next iteration of continuous_train_and_evaluate.
 
@@ -88,14 +89,18 @@ def next_iteration(
         global_step: The model's current global step.
         keep_going: The continue-predicate's last answer.
         last_trained_steps: Steps the previous iteration advanced the global step
-            (None before the first); 0 means its input ran out.
+            (None before the first).
+        last_requested_steps: Steps the previous iteration was asked to train; fewer
+            trained than asked (or 0) means its input ran out.
 
     Returns:
         TRAIN with a step count that never goes past ``train_steps``, or STOP.
     """
     if not keep_going:
         return IterationDecision(step=Step.STOP, reason=StopReason.PREDICATE)
-    if last_trained_steps == 0:
+    if last_trained_steps is not None and input_ran_out(
+        requested=last_requested_steps, trained=last_trained_steps
+    ):
         return IterationDecision(step=Step.STOP, reason=StopReason.INPUT_EXHAUSTED)
     size = iteration_size(train_steps_per_iteration, train_steps)
     if train_steps is not None:
@@ -104,3 +109,19 @@ def next_iteration(
             return IterationDecision(step=Step.STOP, reason=StopReason.TRAINING_FINISHED)
         size = min(size, left)
     return IterationDecision(step=Step.TRAIN, steps=size)
+
+
+def input_ran_out(*, requested: int | None, trained: int) -> bool:
+    """Whether an iteration's training input ran out.
+
+    Each iteration calls ``input_fn`` afresh, so a finite input shows up as an
+    iteration cut short rather than as one that trains nothing.
+
+    Args:
+        requested: Steps the iteration was asked to train (None: unknown).
+        trained: Steps it actually advanced the global step.
+
+    Returns:
+        True when it trained nothing, or fewer steps than requested.
+    """
+    return trained <= 0 or (requested is not None and trained < requested)

@@ -591,6 +591,7 @@ class Experiment:
         result: dict[str, Any] | None = None
         exported: list[Any] = []
         trained: int | None = None
+        requested: int | None = None
         evaluator: Evaluator | None = None
         step = self._global_step()
         try:
@@ -601,17 +602,17 @@ class Experiment:
                     global_step=step,
                     keep_going=keep_going,
                     last_trained_steps=trained,
+                    last_requested_steps=requested,
                 )
                 if decision.step is iteration.Step.STOP:
                     log.info("continuous_train_and_evaluate stops: %s", decision.reason.value)
                     break
-                self._train(steps=decision.steps)
+                requested = decision.steps
+                self._train(steps=requested)
                 latest = self._latest()
                 new_step = latest.step if latest else step
                 trained, step = new_step - step, new_step
-                # Each iteration restarts input_fn, so a finite input never trains 0 steps:
-                # an iteration cut short means the input ran out (the core stops on 0).
-                ran_out = trained < decision.steps
+                ran_out = iteration.input_ran_out(requested=requested, trained=trained)
                 if latest is None or trained == 0:
                     continue
                 if evaluator is None:
@@ -627,8 +628,7 @@ class Experiment:
                 )
                 keep_going = _ask(continuous_eval_predicate_fn, arity, result, latest.path)
                 if ran_out:
-                    log.info("training input ran out after %d of %d steps", trained, decision.steps)
-                    trained = 0
+                    log.info("training input ran out after %d of %d steps", trained, requested)
         finally:
             if evaluator is not None:
                 evaluator.close()

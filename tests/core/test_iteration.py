@@ -12,6 +12,7 @@ from core.iteration import (
     IterationDecision,
     Step,
     StopReason,
+    input_ran_out,
     iteration_size,
     next_iteration,
 )
@@ -150,3 +151,21 @@ def test_iterations_stop_exactly_at_train_steps(size: int | None, total: int, st
     assert global_step == max(start, total)
     left = max(0, total - start)
     assert iterations == -(-left // full)  # ceil: only the last iteration may be short
+
+
+@given(requested=st.integers(1, 10_000), trained=st.integers(0, 10_000))
+def test_an_iteration_cut_short_means_the_input_ran_out(requested: int, trained: int) -> None:
+    """Training fewer steps than requested (or none) ends continuous_train_and_evaluate."""
+    ran_out = input_ran_out(requested=requested, trained=trained)
+    assert ran_out == (trained < requested)
+    decision = next_iteration(
+        train_steps_per_iteration=requested,
+        train_steps=None,
+        global_step=trained,
+        keep_going=True,
+        last_trained_steps=trained,
+        last_requested_steps=requested,
+    )
+    assert (decision.step is Step.STOP) == ran_out
+    if ran_out:
+        assert decision.reason is StopReason.INPUT_EXHAUSTED

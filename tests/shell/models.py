@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -191,3 +193,27 @@ class RecordingExporter(tf.estimator.Exporter):  # type: ignore[misc]
         import os
 
         self.calls.append((os.path.basename(checkpoint_path or ""), bool(is_the_final_export)))
+
+
+@contextlib.contextmanager
+def training_in_background(estimator: Any, max_steps: int) -> Iterator[list[BaseException]]:
+    """Train `estimator` to `max_steps` in a thread; yields the list of its errors.
+
+    On exit the thread is joined (60 s bound); the caller asserts the list is empty.
+    """
+    errors: list[BaseException] = []
+
+    def train() -> None:
+        try:
+            estimator.train(input_fn(repeat=True), max_steps=max_steps)
+        except BaseException as err:  # reported through `errors`
+            errors.append(err)
+
+    thread = threading.Thread(target=train, daemon=True)
+    thread.start()
+    try:
+        yield errors
+    finally:
+        thread.join(timeout=60)
+        if thread.is_alive():
+            errors.append(TimeoutError("the background trainer did not finish within 60 s"))

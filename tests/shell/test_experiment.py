@@ -7,7 +7,6 @@ import json
 import logging
 import os
 import shutil
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -511,23 +510,11 @@ def test_continuous_eval_stops_when_a_background_trainer_reaches_train_steps(
     """continuous_eval returns by itself once a trainer thread's checkpoint reaches train_steps."""
     model_dir = str(tmp_path / "m")
     trainer = models.estimator(model_dir)
-    errors: list[BaseException] = []
-
-    def train() -> None:
-        try:
-            trainer.train(models.input_fn(repeat=True), max_steps=60)
-        except BaseException as err:  # pragma: no cover - reported below
-            errors.append(err)
-
     experiment = _experiment(model_dir, train_steps=60)
     seen: list[dict[str, Any]] = []
     experiment.on_evaluation(seen.append)
-    thread = threading.Thread(target=train, daemon=True)
-    thread.start()
-    try:
+    with models.training_in_background(trainer, 60) as errors:
         result = experiment.continuous_eval(throttle_delay_secs=0)
-    finally:
-        thread.join(timeout=60)
     assert not errors
     assert int(result["global_step"]) == 60
     steps = _steps(seen)

@@ -6,7 +6,6 @@ import glob
 import logging
 import os
 import shutil
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -56,22 +55,10 @@ def test_continuous_eval_survives_a_trainer_keeping_one_checkpoint(
     caplog.set_level(logging.INFO, logger="tfexperiment")
     model_dir = str(tmp_path / "m")
     trainer = models.estimator(model_dir, save_steps=1, keep=1)
-    errors: list[BaseException] = []
-
-    def train() -> None:
-        try:
-            trainer.train(models.input_fn(repeat=True), max_steps=80)
-        except BaseException as err:  # pragma: no cover - reported below
-            errors.append(err)
-
     experiment = _experiment(model_dir, train_steps=80)
-    thread = threading.Thread(target=train, daemon=True)
-    thread.start()
-    try:
+    with models.training_in_background(trainer, 80) as errors:
         result = experiment.continuous_eval(throttle_delay_secs=0)
-    finally:
-        thread.join(timeout=60)
-    assert not errors and not thread.is_alive()
+    assert not errors  # includes "the trainer thread did not finish"
     assert int(result["global_step"]) == 80
     skipped = [r for r in caplog.records if VANISHED in r.getMessage()]
     assert all(r.levelno == logging.WARNING for r in skipped)
