@@ -1,7 +1,7 @@
 """The project's only validators: attrs validators that raise field-naming errors.
 
-Compose them with attrs' own combinators rather than writing variants, e.g.
-``attrs.validators.optional(positive_int)``. Outside a record, `check` runs any of them
+Compose them rather than writing variants, e.g. ``optional(positive_int)`` (attrs'
+own ``attrs.validators.optional``, typed for int defaults). Outside a record, `check` runs any of them
 on a plain value with a field name (``check(non_negative_secs, "delay_secs", 5)``).
 """
 
@@ -46,6 +46,15 @@ def check(validator: Validator, field: str, value: Any) -> Any:
     """
     validator(None, _Named(field), value)
     return value
+
+
+def optional(validator: Validator) -> Validator:
+    """``attrs.validators.optional(validator)``: also accept None.
+
+    Typed loosely so that a field with a non-None default (``default=10``) type-checks.
+    """
+    wrapped: Validator = attrs.validators.optional(validator)
+    return wrapped
 
 
 def _int_at_least(minimum: int) -> Validator:

@@ -6,7 +6,7 @@ import enum
 
 import attrs
 
-from core._validate import non_negative_int, non_negative_secs, positive_secs
+from core._validate import non_negative_int, non_negative_secs, optional, positive_secs
 from core.checkpoints import Checkpoint, Novelty, novelty
 
 
@@ -47,9 +47,7 @@ class EvalPolicy:
     eval_delay_secs: float = attrs.field(default=0.0, validator=non_negative_secs)
     throttle_secs: float = attrs.field(default=60.0, validator=non_negative_secs)
     evaluate_checkpoint_only_once: bool = True
-    train_steps: int | None = attrs.field(
-        default=None, validator=attrs.validators.optional(non_negative_int)
-    )
+    train_steps: int | None = attrs.field(default=None, validator=optional(non_negative_int))
     poll_secs: float = attrs.field(default=0.05, validator=positive_secs)
     max_sleep_secs: float = attrs.field(default=1.0, validator=positive_secs)
 

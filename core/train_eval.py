@@ -6,7 +6,7 @@ import enum
 
 import attrs
 
-from core._validate import non_negative_int
+from core._validate import non_negative_int, optional
 
 
 class Action(enum.Enum):
@@ -25,10 +25,6 @@ class SkipReason(enum.Enum):
     TOO_SOON = "fewer than eval_every_n_steps steps since the last evaluation"
 
 
-#: The seed's default minimum step gap between evaluations in train_and_evaluate.
-DEFAULT_EVAL_EVERY_N_STEPS: int | None = 1
-
-
 @attrs.frozen(kw_only=True)
 class TrainEvalPolicy:
     """How often to evaluate during training.
@@ -38,9 +34,7 @@ class TrainEvalPolicy:
             evaluates only after training.
     """
 
-    eval_every_n_steps: int | None = attrs.field(
-        default=DEFAULT_EVAL_EVERY_N_STEPS, validator=attrs.validators.optional(non_negative_int)
-    )
+    eval_every_n_steps: int | None = attrs.field(default=1, validator=optional(non_negative_int))
 
 
 @attrs.frozen(kw_only=True)

@@ -95,10 +95,10 @@ class _Knobs:
     count: int = attrs.field(default=0, validator=_validate.non_negative_int)
     attempts: int = attrs.field(default=1, validator=_validate.positive_int)
     maybe_count: int | None = attrs.field(
-        default=None, validator=attrs.validators.optional(_validate.non_negative_int)
+        default=None, validator=_validate.optional(_validate.non_negative_int)
     )
     maybe_attempts: int | None = attrs.field(
-        default=None, validator=attrs.validators.optional(_validate.positive_int)
+        default=None, validator=_validate.optional(_validate.positive_int)
     )
     delay_secs: float = attrs.field(default=0.0, validator=_validate.non_negative_secs)
     period_secs: float = attrs.field(default=1.0, validator=_validate.positive_secs)
