@@ -1,9 +1,12 @@
-"""Nox sessions: lint, typecheck, TF-free core tests, the full suite, GPU, bench, demo."""
+"""Nox sessions: lint, typecheck, TF-free core tests, the full suite, GPU, bench, demo, readme."""
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import nox
@@ -14,10 +17,70 @@ nox.options.reuse_venv = "yes"
 # What CI runs (`nox` with no arguments); tests_gpu skips itself without a GPU.
 nox.options.sessions = ["lint", "typecheck", "core", "tests", "tests_gpu"]
 
-PYTHON = "3.11"
 ROOT = Path(__file__).resolve().parent
 PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
+# Every supported Python, from the pyproject classifiers ("3.10", "3.11"): the TF-free core
+# session runs on each. The TensorFlow sessions run on the newest only, to keep CI short.
+PYTHONS: list[str] = nox.project.python_versions(PYPROJECT)
+PYTHON = PYTHONS[-1]
 DEMO_CONFIG = "examples/wine/experiment.yaml"
+README_SCRIPT = "tools/build_readme.py"
+
+
+def _runs(command: str) -> bool:
+    """Whether `command` is on PATH and `command -c pass` succeeds (a pyenv shim may not)."""
+    exe = shutil.which(command)
+    if exe is None:
+        return False
+    try:
+        done = subprocess.run([exe, "-c", "pass"], capture_output=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return done.returncode == 0
+
+
+def _pyenv_output(pyenv: str, *args: str) -> str | None:
+    """The stripped stdout of `pyenv ARGS`, or None when it fails."""
+    try:
+        done = subprocess.run([pyenv, *args], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def pyenv_expose(versions: list[str]) -> list[str]:
+    """Let nox find each X.Y in `versions` that pyenv installed but has not activated.
+
+    pyenv's `pythonX.Y` shim fails ("command not found") unless X.Y is an active pyenv
+    version, so nox would not find it. Appending the newest installed X.Y.N to
+    PYENV_VERSION, after the active versions (which keep precedence), is pyenv's own way to
+    make several versions available at once. No-op without pyenv or when all are found.
+
+    Returns:
+        The pyenv versions added (empty when nothing changed).
+    """
+    pyenv = shutil.which("pyenv")
+    if pyenv is None:
+        return []
+    missing = [v for v in versions if not _runs(f"python{v}")]
+    if not missing:
+        return []
+    active = _pyenv_output(pyenv, "version-name")
+    installed = _pyenv_output(pyenv, "versions", "--bare")
+    if not active or installed is None:
+        return []
+    added = []
+    for version in missing:
+        pattern = re.compile(rf"{re.escape(version)}\.(\d+)")
+        patches = [m for line in installed.split() if (m := pattern.fullmatch(line))]
+        if patches:
+            added.append(max(patches, key=lambda m: int(m.group(1))).group(0))
+    if added:
+        os.environ["PYENV_VERSION"] = ":".join([*active.split(":"), *added])
+    return added
+
+
+pyenv_expose(PYTHONS)
 
 
 def group(name: str) -> tuple[str, ...]:
@@ -52,22 +115,24 @@ def gpu_visible() -> bool:
 
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
-    """Ruff lint and format check."""
+    """Ruff lint and format check; README.md is what docs/readme/ generates."""
     session.install(*group("lint"))
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+    session.run("python", README_SCRIPT, "--check")  # README.md matches docs/readme/
 
 
 @nox.session(python=PYTHON)
 def typecheck(session: nox.Session) -> None:
-    """mypy --strict on core and shell, without TensorFlow (its imports are Any)."""
+    """mypy --strict on core, shell, benchmarks, tools, then noxfile.py; without TensorFlow."""
     install(session, "", "typecheck")  # no TensorFlow: its imports are Any to mypy
     session.run("mypy")
+    session.run("mypy", "noxfile.py")  # apart: a venv without nox can still run plain `mypy`
 
 
-@nox.session(python=PYTHON)
+@nox.session(python=PYTHONS)
 def core(session: nox.Session) -> None:
-    """tests/core in a venv without TensorFlow: proves the core needs no TF."""
+    """tests/core on every supported Python, without TensorFlow: proves the core needs no TF."""
     install(session, "", "test")
     run_pytest(session, "tests/core")
     session.run(
@@ -123,3 +188,9 @@ def demo(session: nox.Session) -> None:
     run = ["run", "--config", DEMO_CONFIG, "--output-dir", "runs/wine"]
     session.run("tfexperiment", *run, *session.posargs)
     session.run("tfexperiment", "report", "runs/wine")
+
+
+@nox.session(python=False)
+def readme(session: nox.Session) -> None:
+    """Regenerate README.md from docs/readme/*.md (`nox -s readme -- --check` only checks)."""
+    session.run(sys.executable, README_SCRIPT, *session.posargs)

@@ -1,0 +1,1 @@
+"""Maintainer scripts run from the checkout (not installed): build_readme."""
