@@ -24,7 +24,7 @@ PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
 PYTHONS: list[str] = nox.project.python_versions(PYPROJECT)
 PYTHON = PYTHONS[-1]
 DEMO_CONFIG = "examples/wine/experiment.yaml"
-README_SCRIPT = "tools/build_readme.py"
+README_SCRIPT = "docs/build_readme.py"
 
 
 def _runs(command: str) -> bool:
@@ -124,7 +124,7 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def typecheck(session: nox.Session) -> None:
-    """mypy --strict on core, shell, benchmarks, tools, then noxfile.py; without TensorFlow."""
+    """mypy --strict on core, shell, benchmarks, docs/build_readme.py, then noxfile.py; without TensorFlow."""
     install(session, "", "typecheck")  # no TensorFlow: its imports are Any to mypy
     session.run("mypy")
     session.run("mypy", "noxfile.py")  # apart: a venv without nox can still run plain `mypy`

@@ -1,4 +1,4 @@
-"""README.md is generated from docs/readme/*.md (tools/build_readme.py) and kept fresh."""
+"""README.md is generated from docs/readme/*.md (docs/build_readme.py) and kept fresh."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from tools import build_readme
+from docs import build_readme
 
 ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "tools" / "build_readme.py"
+SCRIPT = ROOT / "docs" / "build_readme.py"
 CI_TEST_COMMAND = "python3 -m pip install nox && nox"  # what .ci/run greps README.md for
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 
@@ -28,9 +28,8 @@ def test_readme_is_generated_from_the_fragments() -> None:
 def test_check_mode_fails_on_a_stale_readme_and_passes_on_a_fresh_one(tmp_path: Path) -> None:
     """`build_readme.py --check` exits 1 naming `nox -s readme` when stale, 0 once rebuilt."""
     copy = tmp_path / "repo"
-    (copy / "tools").mkdir(parents=True)
-    (copy / "docs").mkdir()
-    (copy / "tools" / "build_readme.py").write_bytes(SCRIPT.read_bytes())
+    (copy / "docs").mkdir(parents=True)
+    (copy / "docs" / "build_readme.py").write_bytes(SCRIPT.read_bytes())
     (copy / "docs" / "readme").mkdir()
     for fragment in (ROOT / "docs" / "readme").glob("*.md"):
         (copy / "docs" / "readme" / fragment.name).write_bytes(fragment.read_bytes())
@@ -38,7 +37,7 @@ def test_check_mode_fails_on_a_stale_readme_and_passes_on_a_fresh_one(tmp_path: 
     readme.write_text((ROOT / "README.md").read_text(encoding="utf-8") + "hand edit\n")
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        command = [sys.executable, str(copy / "tools" / "build_readme.py"), *args]
+        command = [sys.executable, str(copy / "docs" / "build_readme.py"), *args]
         return subprocess.run(command, capture_output=True, text=True, timeout=60)
 
     stale = run("--check")

@@ -1,7 +1,7 @@
 """Build README.md from the fragments in docs/readme/ (the README's one source).
 
-    python tools/build_readme.py          # write README.md (what `nox -s readme` runs)
-    python tools/build_readme.py --check  # exit 1 with a diff when README.md is stale
+    python docs/build_readme.py          # write README.md (what `nox -s readme` runs)
+    python docs/build_readme.py --check  # exit 1 with a diff when README.md is stale
 
 Standard library only; the README is the fragments in `FRAGMENTS` order, joined by one
 blank line, under a generated-file banner. A `<!-- contents -->` line in a fragment
@@ -35,7 +35,7 @@ FRAGMENTS = (
 
 REGENERATE = "nox -s readme"
 BANNER = (
-    "<!-- Generated from docs/readme/*.md by tools/build_readme.py: do not edit by hand."
+    "<!-- Generated from docs/readme/*.md by docs/build_readme.py: do not edit by hand."
     f" Edit the fragments, then run `{REGENERATE}` and commit README.md. -->"
 )
 CONTENTS_MARKER = "<!-- contents -->"
@@ -89,12 +89,12 @@ def read_fragments(fragment_dir: Path = FRAGMENT_DIR) -> list[tuple[str, str]]:
     unlisted = sorted(present - set(FRAGMENTS))
     if unlisted:
         raise ReadmeError(
-            f"{', '.join(unlisted)} in {fragment_dir} not in FRAGMENTS in tools/build_readme.py:"
+            f"{', '.join(unlisted)} in {fragment_dir} not in FRAGMENTS in docs/build_readme.py:"
             " add each where it belongs in the README"
         )
     missing = [name for name in FRAGMENTS if name not in present]
     if missing:
-        raise ReadmeError(f"fragments listed in tools/build_readme.py not found: {missing}")
+        raise ReadmeError(f"fragments listed in docs/build_readme.py not found: {missing}")
     fragments = []
     for name in FRAGMENTS:
         text = (fragment_dir / name).read_text(encoding="utf-8").strip()
@@ -133,7 +133,7 @@ def stale_message(current: str, fresh: str, max_diff_lines: int = 40) -> str:
     return (
         "README.md is stale: it is generated from docs/readme/*.md and differs from them.\n"
         f"Edit the fragments (not README.md), run `{REGENERATE}` (or"
-        " `python tools/build_readme.py`) and commit README.md.\n" + "\n".join(shown)
+        " `python docs/build_readme.py`) and commit README.md.\n" + "\n".join(shown)
     )
 
 

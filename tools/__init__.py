@@ -1,1 +1,0 @@
-"""Maintainer scripts run from the checkout (not installed): build_readme."""
