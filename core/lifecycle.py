@@ -421,8 +421,8 @@ _LINES: Mapping[JobReason, str] = MappingProxyType(
         JobReason.WORKERS_RUNNING: "waiting for {culprit} to finish",
         JobReason.STOP_REQUESTED: "{culprit} asked the job to stop: {detail}",
         JobReason.NO_STOP_REQUESTED: "training",
-        JobReason.FINAL_CHECKPOINT_NOT_EVALUATED: "evaluating the final checkpoint",
-        JobReason.FINAL_STEP_EVALUATED: "the final checkpoint is evaluated",
+        JobReason.FINAL_CHECKPOINT_NOT_EVALUATED: "{culprit} finished; evaluating its last checkpoint",
+        JobReason.FINAL_STEP_EVALUATED: "{culprit} finished and its final step is evaluated",
     }
 )
 
@@ -456,8 +456,10 @@ class _Decision:
     sleep_secs: float = 0.0
 
     def line(self, task: str) -> str:
-        """The one-line message, e.g. ``"ps-0: chief-0 failed: <reason>"``."""
-        text = _LINES[self.reason].format(culprit=self.culprit or "", detail=self.detail)
+        """The one-line message, e.g. ``"ps-0: chief-0 failed: <reason>"`` (the detail's
+        line breaks become spaces)."""
+        detail = " ".join(self.detail.split())
+        text = _LINES[self.reason].format(culprit=self.culprit or "", detail=detail)
         return f"{task}: {text}"
 
 
