@@ -819,3 +819,88 @@ class Job(RuleBasedStateMachine):
 
 Job.TestCase.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)
 TestJob = Job.TestCase
+
+
+# --- the README's Faults table, row by row ------------------------------------------------------
+
+W0 = Joined(task="worker-0", t=0.5)
+W0_DONE = Done(task="worker-0", t=3.5, reason="the chief finished", final_step=100)
+FAULTS: list[tuple[str, list[TaskRecord], float, int | None, int | None, int | None]] = [
+    # scenario, records, now, ps exit code, worker exit code, evaluator exit code
+    ("chief fails for good", [JOINED, W0, FAILED], 3.5, 1, 1, 1),
+    (
+        "chief killed silently, within the deadline",
+        [JOINED, W0, Heartbeat(task="chief-0", t=2.0)],
+        12.0,
+        None,
+        None,
+        None,
+    ),
+    (
+        "chief killed silently, past the deadline",
+        [JOINED, W0, Heartbeat(task="chief-0", t=2.0)],
+        12.5,
+        1,
+        1,
+        1,
+    ),
+    (
+        "chief restarted within the deadline",
+        [JOINED, W0, Preempted(task="chief-0", t=2.0, step=40), Joined(task="chief-0", t=11.0)],
+        20.0,
+        None,
+        None,
+        None,
+    ),
+    ("worker 1 never joins, chief and worker 0 done", [JOINED, W0, DONE, W0_DONE], 3.5, 0, 0, 0),
+    (
+        "SIGTERM on the chief, waiting for its restart",
+        [JOINED, W0, Preempted(task="chief-0", t=2.0, step=40)],
+        11.0,
+        None,
+        None,
+        None,
+    ),
+    (
+        "SIGTERM on worker 0 after the chief finished",
+        [JOINED, W0, Preempted(task="worker-0", t=2.0, step=40), DONE],
+        3.5,
+        0,
+        0,
+        0,
+    ),
+    (
+        "evaluator stops the job: chief and worker 0 done",
+        [
+            JOINED,
+            W0,
+            STOP,
+            attrs.evolve(DONE, reason=STOPPED_BY_EVALUATOR),
+            attrs.evolve(W0_DONE, reason=STOPPED_BY_EVALUATOR),
+        ],
+        3.5,
+        0,
+        0,
+        0,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("records", "now", "ps_code", "worker_code", "evaluator_code"),
+    [f[1:] for f in FAULTS],
+    ids=[f[0] for f in FAULTS],
+)
+def test_faults_table(
+    records: list[TaskRecord],
+    now: float,
+    ps_code: int | None,
+    worker_code: int | None,
+    evaluator_code: int | None,
+) -> None:
+    """Each scenario of the README's Faults table gives each role the exit code it lists (None: goes on)."""
+    v = view(*records, now=now)
+    assert ps_decision(v, POLICY).exit_code == ps_code
+    assert worker_decision(v, POLICY, training=True).exit_code == worker_code
+    d = evaluator_decision(v, POLICY, evaluated_step=100, latest_checkpoint_step=100)
+    assert d.exit_code == evaluator_code
