@@ -43,6 +43,7 @@ from core._validate import (
     positive_secs,
     unique_names,
 )
+from core.completion import EndReason
 from core.errors import ConfigError, ConfigTypeError, FieldError
 
 #: The reason a chief or worker writes in its `Done` record after the evaluator's stop.
@@ -440,7 +441,7 @@ _REASON_OF: Mapping[TaskState, JobReason] = MappingProxyType(
 
 
 @attrs.frozen(kw_only=True)
-class _Decision:
+class RoleDecision:
     """What every role's decision carries besides its ``kind``.
 
     Attributes:
@@ -472,7 +473,7 @@ class PsKind(enum.Enum):
 
 
 @attrs.frozen(kw_only=True)
-class PsDecision(_Decision):
+class PsDecision(RoleDecision):
     """A parameter server's decision."""
 
     kind: PsKind
@@ -480,7 +481,7 @@ class PsDecision(_Decision):
     @property
     def exit_code(self) -> int | None:
         """The exit code to exit with now, or None to keep serving."""
-        return _EXIT_CODES.get(self.kind.name)
+        return _EXIT_CODES.get(self.kind)
 
 
 class EvaluatorKind(enum.Enum):
@@ -493,7 +494,7 @@ class EvaluatorKind(enum.Enum):
 
 
 @attrs.frozen(kw_only=True)
-class EvaluatorDecision(_Decision):
+class EvaluatorDecision(RoleDecision):
     """The evaluator's job-level decision (per checkpoint, `continuous_eval` decides)."""
 
     kind: EvaluatorKind
@@ -501,7 +502,7 @@ class EvaluatorDecision(_Decision):
     @property
     def exit_code(self) -> int | None:
         """The exit code to exit with now, or None to go on."""
-        return _EXIT_CODES.get(self.kind.name)
+        return _EXIT_CODES.get(self.kind)
 
 
 class WorkerKind(enum.Enum):
@@ -514,7 +515,7 @@ class WorkerKind(enum.Enum):
 
 
 @attrs.frozen(kw_only=True)
-class WorkerDecision(_Decision):
+class WorkerDecision(RoleDecision):
     """A worker's decision. STOP: stop at the next step (or do not start), save, write
     `Done` with ``done_reason``, exit 0."""
 
@@ -524,7 +525,7 @@ class WorkerDecision(_Decision):
     @property
     def exit_code(self) -> int | None:
         """The exit code once the decision is applied (STOP: 0), or None to go on."""
-        return 0 if self.kind is WorkerKind.STOP else _EXIT_CODES.get(self.kind.name)
+        return _EXIT_CODES.get(self.kind)
 
 
 class ChiefKind(enum.Enum):
@@ -535,7 +536,7 @@ class ChiefKind(enum.Enum):
 
 
 @attrs.frozen(kw_only=True)
-class ChiefDecision(_Decision):
+class ChiefDecision(RoleDecision):
     """The chief's decision. STOP: stop at the next step, save, write `Done` with
     ``done_reason``, exit 0."""
 
@@ -543,7 +544,17 @@ class ChiefDecision(_Decision):
     done_reason: str = ""
 
 
-_EXIT_CODES: Mapping[str, int] = MappingProxyType({"EXIT_OK": 0, "EXIT_FAILED": 1})
+# The exit code of each kind that ends the task (a worker's STOP ends it with 0).
+_EXIT_CODES: Mapping[enum.Enum, int] = MappingProxyType(
+    {
+        PsKind.EXIT_OK: 0,
+        PsKind.EXIT_FAILED: 1,
+        EvaluatorKind.EXIT_OK: 0,
+        EvaluatorKind.EXIT_FAILED: 1,
+        WorkerKind.STOP: 0,
+        WorkerKind.EXIT_FAILED: 1,
+    }
+)
 
 
 def _chief_detail(view: JobView, state: TaskState, policy: LifecyclePolicy) -> str:
@@ -694,7 +705,7 @@ def worker_decision(view: JobView, policy: LifecyclePolicy, *, training: bool) -
     if state in (TaskState.FAILED, TaskState.LOST):
         kind = WorkerKind.EXIT_FAILED
     elif state is TaskState.DONE:
-        kind, done_reason = WorkerKind.STOP, "the chief finished"
+        kind, done_reason = WorkerKind.STOP, EndReason.CHIEF_FINISHED.value
     elif view.stop is not None:
         kind, done_reason = WorkerKind.STOP, STOPPED_BY_EVALUATOR
         reason, culprit, detail = _stop_cause(view)
