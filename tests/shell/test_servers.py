@@ -18,7 +18,7 @@ import pytest
 
 from core.completion import EndReason
 from core.retry import RetryPolicy, backoff_waits, total_wait_secs
-from core.tf_config import TFConfig
+from core.tf_config import TaskType, TFConfig
 from shell import Experiment
 from shell import checkpoints as disk
 from shell.servers import ServerStartError, start_server
@@ -47,9 +47,8 @@ def busy_port() -> Iterator[tuple[int, socket.socket]]:
 
 
 def _ps_config(port: int) -> TFConfig:
-    return TFConfig.from_dict(
-        {"cluster": {"ps": [f"{HOST}:{port}"]}, "task": {"type": "ps", "index": 0}}
-    )
+    # Built directly: parsing refuses a cluster without a chief (as TF's RunConfig does).
+    return TFConfig(cluster={"ps": [f"{HOST}:{port}"]}, task_type=TaskType.PS, task_index=0)
 
 
 def _port_in_use(port: int) -> bool:
