@@ -27,6 +27,7 @@ FRAGMENTS = (
     "schedules.md",
     "core.md",  # when does evaluation happen?
     "distributed.md",
+    "faults.md",  # what each task does when one fails, never comes, or is stopped
     "performance.md",
     "troubleshooting.md",
     "layout.md",  # how the code is organised
