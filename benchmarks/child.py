@@ -217,7 +217,7 @@ def w3_trainer(params: Params) -> Result:
     """
     from benchmarks import model
     from core.completion import EndReason
-    from shell import checkpoints as disk
+    from shell import disk
 
     tf: Any = model.tf
     model_dir, published = params["model_dir"], params["published"]
