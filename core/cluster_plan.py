@@ -1,7 +1,8 @@
-"""A local cluster's plan: its tasks, their TF_CONFIG documents, and how its run ended."""
+"""A local cluster's plan: its tasks, their TF_CONFIG documents, when and how its run ends."""
 
 from __future__ import annotations
 
+import enum
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -153,3 +154,71 @@ def check_spec(experiment_fn_spec: str) -> str:
     if not isinstance(experiment_fn_spec, str) or not _SPEC.match(experiment_fn_spec):
         raise ConfigError("experiment_fn", experiment_fn_spec, "must be 'package.module:function'")
     return experiment_fn_spec
+
+
+class ClusterKind(enum.Enum):
+    """What the launcher does next while its tasks run."""
+
+    WAIT = "wait"
+    END = "end"
+
+
+class ClusterReason(enum.Enum):
+    """Why the launcher waits or ends the run."""
+
+    RUNNING = "tasks are still running"
+    ALL_EXITED = "every task exited"
+    TASK_FAILED = "a task exited with a non-zero status"
+    TIMED_OUT = "the run timed out"
+
+
+@attrs.frozen(kw_only=True)
+class ClusterDecision:
+    """One decision of the launcher's wait.
+
+    Attributes:
+        kind: WAIT (poll again) or END (stop waiting).
+        reason: Why.
+        task: The failed task (TASK_FAILED), or the first task still running (TIMED_OUT).
+        running: The tasks still running (TIMED_OUT).
+    """
+
+    kind: ClusterKind
+    reason: ClusterReason
+    task: str | None = None
+    running: tuple[str, ...] = ()
+
+
+def cluster_decision(
+    exits: Mapping[str, TaskExit | None],
+    *,
+    now: float,
+    deadline: float | None,
+    fail_fast: bool = True,
+) -> ClusterDecision:
+    """Decide whether a local cluster run goes on, and why it ends.
+
+    Args:
+        exits: Each started task's exit, or None while it runs (in launch order).
+        now: The current time.
+        deadline: When to give up (same clock), or None.
+        fail_fast: A non-zero exit ends the run at once.
+
+    Returns:
+        END with TASK_FAILED (the first failed task, when ``fail_fast``), ALL_EXITED,
+        or TIMED_OUT (past the deadline); else WAIT.
+    """
+    if fail_fast:
+        bad = [e for e in exits.values() if e is not None and e.returncode != 0]
+        if bad:
+            return ClusterDecision(
+                kind=ClusterKind.END, reason=ClusterReason.TASK_FAILED, task=bad[0].task
+            )
+    running = tuple(sorted(name for name, e in exits.items() if e is None))
+    if not running:
+        return ClusterDecision(kind=ClusterKind.END, reason=ClusterReason.ALL_EXITED)
+    if deadline is not None and now > deadline:
+        return ClusterDecision(
+            kind=ClusterKind.END, reason=ClusterReason.TIMED_OUT, task=running[0], running=running
+        )
+    return ClusterDecision(kind=ClusterKind.WAIT, reason=ClusterReason.RUNNING)

@@ -254,3 +254,53 @@ def step_gate(
 def look_due(*, now: float, last_look: float, every_secs: float) -> bool:
     """Whether a training worker looks (on disk) for the chief's completion record again."""
     return now - last_look >= every_secs
+
+
+def starts_server(config: TFConfig) -> bool:
+    """Whether a training task starts its own std server: a distributed task with an address."""
+    return config.is_distributed and config.address is not None
+
+
+def records_own_completion(config: TFConfig) -> bool:
+    """Whether train_and_evaluate writes this task's completion record.
+
+    The chief (or master) and a local run do; a worker that runs train_and_evaluate
+    leaves the record to the chief (the ps and the evaluator wait for the chief's).
+    """
+    return config.is_chief or not config.is_distributed
+
+
+def default_device_filters(config: TFConfig) -> list[str] | None:
+    """The device filters TF's RunConfig gives a task: each trainer talks to the ps and itself.
+
+    Returns:
+        None for an evaluator or a local run (no filters).
+    """
+    task = config.task_type
+    if task in (TaskType.CHIEF, TaskType.MASTER):
+        assert task is not None
+        return ["/job:ps", f"/job:{task.value}"]
+    if task is TaskType.WORKER:
+        return ["/job:ps", f"/job:worker/task:{config.task_index}"]
+    if task is TaskType.PS:
+        return ["/job:ps", "/job:worker", "/job:chief", "/job:master"]
+    return None
+
+
+def device_filters_to_add(config: TFConfig, *, existing: list[str] | None) -> list[str]:
+    """The device filters to give a session config that has ``existing`` ones.
+
+    RunConfig sets them only when the user passes no ``session_config``; without them a
+    worker's session waits for every task of the cluster instead of only the ps and itself.
+
+    Args:
+        config: The task's TF_CONFIG.
+        existing: The session config's filters (None: it has no such field).
+
+    Returns:
+        `default_device_filters` for a distributed task whose config has none; else [].
+    """
+    wanted = default_device_filters(config)
+    if not config.is_distributed or wanted is None or existing is None or existing:
+        return []
+    return wanted

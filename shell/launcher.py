@@ -17,10 +17,13 @@ from typing import Any
 
 from core.cluster_plan import (
     HOST,
+    ClusterKind,
+    ClusterReason,
     ClusterResult,
     Task,
     TaskExit,
     check_spec,
+    cluster_decision,
     cluster_tasks,
     tf_configs,
 )
@@ -294,27 +297,26 @@ class LocalCluster:
             The result; on a failure or timeout every process has been ended.
         """
         deadline = None if timeout_secs is None else time.monotonic() + timeout_secs
-        failed: str | None = None
-        reason = ""
         while True:
             exits = self.poll()
-            if fail_fast:
-                bad = [e for e in exits.values() if e is not None and e.returncode != 0]
-                if bad:
-                    failed, reason = bad[0].task, describe_exit(bad[0])
-                    break
-            if all(e is not None for e in exits.values()):
-                break
-            if deadline is not None and time.monotonic() > deadline:
-                running = sorted(name for name, e in exits.items() if e is None)
-                failed = running[0] if running else None
-                reason = f"timed out after {timeout_secs:g}s ({', '.join(running)} still running)"
+            decision = cluster_decision(
+                exits, now=time.monotonic(), deadline=deadline, fail_fast=fail_fast
+            )
+            if decision.kind is ClusterKind.END:
                 break
             time.sleep(POLL_SECS)
-        if failed is not None:
+        reason = ""
+        if decision.reason is ClusterReason.TASK_FAILED:
+            found = exits[decision.task or ""]
+            assert found is not None
+            reason = describe_exit(found)
+        elif decision.reason is ClusterReason.TIMED_OUT:
+            still = ", ".join(decision.running)
+            reason = f"timed out after {timeout_secs:g}s ({still} still running)"
+        if decision.task is not None:
             self._say(f"cluster failed: {reason}; ending the other tasks")
             self.terminate()
-        return self.result(failed_task=failed, reason=reason)
+        return self.result(failed_task=decision.task, reason=reason)
 
     def result(self, *, failed_task: str | None = None, reason: str = "") -> ClusterResult:
         """The current exits as a `ClusterResult` (tasks still running are left out)."""

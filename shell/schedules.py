@@ -31,7 +31,14 @@ from core.completion import (
 from core.errors import ConfigError
 from core.settings import ExperimentSettings
 from core.tf_config import TFConfig
-from core.workers import DelayKind, StartDelay, is_cluster_worker, train_start_delay
+from core.workers import (
+    DelayKind,
+    StartDelay,
+    is_cluster_worker,
+    records_own_completion,
+    starts_server,
+    train_start_delay,
+)
 from shell import disk
 from shell import exports as ex
 from shell._tf import tf
@@ -136,7 +143,7 @@ class Run:
 
     def start_server(self, config: TFConfig) -> None:
         """Start this task's std server in a distributed config (once)."""
-        if config.is_distributed and config.address and not self.servers:
+        if starts_server(config) and not self.servers:
             self.servers.append(start_server(config))
             ensure_device_filters(self.estimator, config)
 
@@ -282,13 +289,13 @@ def continuous_eval(
             decision, new_state = ce.decide(
                 state, policy, now=run.clock(), latest=run.latest(), finished_at_step=finished
             )
-            if decision.kind is ce.Kind.WAIT:
+            if decision.kind is ce.EvalKind.WAIT:
                 if decision.log:
                     log.info("%s; waiting", decision.reason.value)
                 state = new_state
                 run.sleep(decision.sleep_secs)
                 continue
-            if decision.kind is ce.Kind.STOP:
+            if decision.kind is ce.EvalKind.STOP:
                 log.info("continuous evaluation stops: %s", decision.reason.value)
                 return result
             checkpoint = decision.checkpoint
@@ -369,7 +376,7 @@ def train_and_evaluate(run: Run) -> tuple[Result | None, list[Any]]:
         ):
             progress.result = run.evaluated(evaluator.evaluate(final.path))
             progress.state = train_eval.record_final(progress.state, final_step=final.step)
-    if config.is_chief or not config.is_distributed:
+    if records_own_completion(config):
         run.write_done(config)
     return progress.result, run.export(final, progress.result, is_final=True)
 

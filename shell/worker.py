@@ -15,7 +15,7 @@ from typing import Any
 import attrs
 
 from core.completion import chief_final_step
-from core.tf_config import TaskType, TFConfig
+from core.tf_config import TFConfig
 from core.workers import (
     DelayKind,
     GateDecision,
@@ -23,6 +23,7 @@ from core.workers import (
     GateReason,
     StartDelay,
     delay_gate,
+    device_filters_to_add,
     look_due,
     step_gate,
     worker_gate,
@@ -37,28 +38,11 @@ __all__ = [
     "ChiefWatchHook",
     "JoinResult",
     "ReadinessProbe",
-    "default_device_filters",
     "ensure_device_filters",
     "join_training",
     "ps_reachable",
     "watch_hook",
 ]
-
-
-def default_device_filters(config: TFConfig) -> list[str] | None:
-    """The device filters TF's RunConfig gives a task: each trainer talks to the ps and itself.
-
-    Returns:
-        None for an evaluator or a local run (no filters).
-    """
-    task = config.task_type
-    if task in (TaskType.CHIEF, TaskType.MASTER):
-        return ["/job:ps", f"/job:{task.value}"]
-    if task is TaskType.WORKER:
-        return ["/job:ps", f"/job:worker/task:{config.task_index}"]
-    if task is TaskType.PS:
-        return ["/job:ps", "/job:worker", "/job:chief", "/job:master"]
-    return None
 
 
 def ensure_device_filters(estimator: Any, config: TFConfig) -> bool:
@@ -71,13 +55,12 @@ def ensure_device_filters(estimator: Any, config: TFConfig) -> bool:
     Returns:
         True when filters were added.
     """
-    wanted = default_device_filters(config)
     # Estimator keeps the proto it uses in `_session_config` (`config` returns a copy).
     proto = getattr(estimator, "_session_config", None)
-    if not config.is_distributed or wanted is None or proto is None:
-        return False
     filters = getattr(proto, "device_filters", None)
-    if filters is None or len(filters) > 0:
+    existing = None if filters is None else list(filters)
+    wanted = device_filters_to_add(config, existing=existing)
+    if filters is None or not wanted:
         return False
     filters.extend(wanted)
     log.info("session_config had no device_filters; using %s", ", ".join(wanted))

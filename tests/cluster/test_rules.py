@@ -18,6 +18,7 @@ from core.completion import EndReason
 from core.errors import ConfigError
 from core.schedule import Schedule, default_schedule
 from core.tf_config import TFConfig
+from core.workers import default_device_filters
 from shell import disk
 from shell.cli import add_cluster_parser
 from shell.launcher import (
@@ -33,7 +34,6 @@ from shell.launcher import (
 from shell.worker import (
     ChiefWatch,
     ReadinessProbe,
-    default_device_filters,
     ensure_device_filters,
 )
 

@@ -14,10 +14,14 @@ from core.workers import (
     GateKind,
     GateReason,
     StartDelay,
+    default_device_filters,
     delay_gate,
+    device_filters_to_add,
     explicit_delay,
     is_cluster_worker,
     look_due,
+    records_own_completion,
+    starts_server,
     step_gate,
     train_start_delay,
     worker_gate,
@@ -161,3 +165,42 @@ def test_a_local_run_is_no_cluster_worker() -> None:
     local = TFConfig.from_json(None)
     assert not is_cluster_worker(local)
     assert train_start_delay(local, delay_secs=None, by_global_step=True).kind is DelayKind.NONE
+
+
+@given(task_type=st.sampled_from(["chief", "master", "worker", "ps"]), index=st.integers(0, 2))
+def test_which_tasks_serve_and_record_their_completion(task_type: str, index: int) -> None:
+    """Clustered tasks start a server; only the chief's train_and_evaluate writes its own record."""
+    cluster: dict[str, list[str]] = {"ps": ["h:1999"]}
+    if task_type not in ("chief", "master"):
+        cluster["chief"] = ["h:1998"]
+    count = 1 if task_type in ("chief", "master") else 3
+    cluster[task_type] = [f"h:{2000 + i}" for i in range(count)]
+    index = min(index, count - 1)
+    doc = {"cluster": cluster, "task": {"type": task_type, "index": index}}
+    config = TFConfig.from_json(json.dumps(doc))
+    assert starts_server(config)
+    assert records_own_completion(config) == (task_type in ("chief", "master"))
+    local = TFConfig.from_json(None)
+    assert not starts_server(local) and records_own_completion(local)
+
+
+@given(
+    task_type=st.sampled_from(["chief", "master", "worker", "ps"]),
+    existing=st.none() | st.lists(st.sampled_from(["/job:ps", "/job:x"]), max_size=2),
+)
+def test_device_filters_are_added_only_where_none_are_set(
+    task_type: str, existing: list[str] | None
+) -> None:
+    """A distributed task's session config without filters gets TF's defaults; set ones are kept."""
+    cluster: dict[str, list[str]] = {"ps": ["h:1999"], task_type: ["h:2000"]}
+    if task_type not in ("chief", "master"):
+        cluster["chief"] = ["h:1998"]
+    config = TFConfig.from_json(json.dumps({"cluster": cluster, "task": {"type": task_type}}))
+    added = device_filters_to_add(config, existing=existing)
+    if existing == []:
+        assert added == default_device_filters(config) and "/job:ps" in added
+    else:
+        assert added == []
+    local = TFConfig.from_json(None)
+    assert default_device_filters(local) is None
+    assert device_filters_to_add(local, existing=[]) == []
