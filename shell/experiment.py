@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -14,8 +13,6 @@ from shell import exports as ex
 from shell import schedules
 from shell.protocol import check_hooks, missing_members
 from shell.schedules import EvalListener
-
-log = logging.getLogger("tfexperiment")
 
 
 def _check_parts(estimator: Any, train_input_fn: Any, eval_input_fn: Any) -> None:

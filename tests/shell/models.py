@@ -9,7 +9,9 @@ from typing import Any
 
 import numpy as np
 
+from core.settings import ExperimentSettings
 from shell._tf import tf
+from shell.experiment import Experiment
 
 N_ROWS = 64
 
@@ -226,9 +228,6 @@ PARTS = ("train_hooks", "eval_hooks", "export_strategies")
 def experiment(estimator: Any, train_input_fn: Any, eval_input_fn: Any, **kwargs: Any) -> Any:
     """An Experiment built with `Experiment.from_settings`: the seed's keyword arguments plus
     the test seams ``clock=``, ``sleep=`` and ``poll_secs=``."""
-    from core.settings import ExperimentSettings
-    from shell.experiment import Experiment
-
     extra = {k: kwargs.pop(k) for k in (*SEAMS, *PARTS) if k in kwargs}
     return Experiment.from_settings(
         estimator,
