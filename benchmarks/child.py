@@ -217,7 +217,7 @@ def w3_trainer(params: Params) -> Result:
     """
     from benchmarks import model
     from core.completion import EndReason
-    from shell import checkpoints as disk
+    from shell import disk
 
     tf: Any = model.tf
     model_dir, published = params["model_dir"], params["published"]
@@ -441,8 +441,8 @@ def w4_ours(params: Params) -> Result:
         ),
     ]
     state = ce.EvalState(started_at=0.0)
-    counts = {kind.value: 0 for kind in ce.Kind}
-    decide, evaluate, record = ce.decide, ce.Kind.EVALUATE, ce.record_result
+    counts = {kind.value: 0 for kind in ce.EvalKind}
+    decide, evaluate, record = ce.decide, ce.EvalKind.EVALUATE, ce.record_result
     with _Timer() as timer:
         for i in range(decisions):
             decision, state = decide(state, policy, now=i * 0.05, latest=checkpoints[i // every])

@@ -24,7 +24,7 @@ import tempfile
 import time
 from typing import Any
 
-from shell.cluster import LocalCluster
+from shell.launcher import LocalCluster
 
 SPEC = "examples.kubernetes.experiment:experiment_fn"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -114,67 +114,95 @@ def is_current(
     return written_at >= since or (train_steps is not None and record.final_step >= train_steps)
 
 
-class GateKind(enum.Enum):
-    """What a worker does before it joins training."""
+def end_reason(*, reached: bool, chief_finished: bool) -> EndReason:
+    """Why a training task ended, by precedence.
 
-    TRAIN = "train"
-    SKIP = "skip"
-    WAIT = "wait"
+    Args:
+        reached: Its final global step reached ``train_steps``
+            (`core.settings.ExperimentSettings.reached`).
+        chief_finished: A worker stopped because the chief's record appeared.
+
+    Returns:
+        TRAIN_STEPS_REACHED over CHIEF_FINISHED over INPUT_EXHAUSTED (training that
+        ends on its own before ``train_steps`` ran out of input).
+    """
+    if reached:
+        return EndReason.TRAIN_STEPS_REACHED
+    if chief_finished:
+        return EndReason.CHIEF_FINISHED
+    return EndReason.INPUT_EXHAUSTED
 
 
-class GateReason(enum.Enum):
-    """Why a worker trains, skips training or waits."""
+def is_final_export(
+    *,
+    reached: bool,
+    step: int,
+    finished_at_step: int | None = None,
+    input_ran_out: bool = False,
+) -> bool:
+    """Whether an export of the checkpoint at ``step`` is the run's final export.
 
-    MODEL_READY = "the chief has initialised the model"
-    GAVE_UP_WAITING = "no sign of the chief's model yet; leaving the wait to TensorFlow"
-    CHIEF_FINISHED = "the chief has already finished"
-    NO_PS = "waiting for the ps tasks to accept connections"
-    NOT_READY = "waiting for the chief to initialise the model"
+    The one rule of continuous_eval, train_and_evaluate and
+    continuous_train_and_evaluate: final once ``train_steps`` is reached, once the
+    step reaches the chief's final step, or once the training input ran out.
+
+    Args:
+        reached: ``step`` reached ``train_steps`` (`ExperimentSettings.reached`).
+        step: The evaluated checkpoint's global step.
+        finished_at_step: The chief's final step when training is known to be over.
+        input_ran_out: The training that produced the checkpoint ran out of input.
+    """
+    return reached or input_ran_out or (finished_at_step is not None and step >= finished_at_step)
+
+
+class ServeKind(enum.Enum):
+    """What a ps task's server loop does next."""
+
+    SERVE = "serve"
+    EXIT = "exit"
+
+
+class ServeReason(enum.Enum):
+    """Why a ps task serves on or exits."""
+
+    TRAINING_RUNS = "serving until the training tasks finish"
+    TRAINING_DONE = "all training tasks finished; server exits"
 
 
 @attrs.frozen(kw_only=True)
-class WorkerGate:
-    """A worker's decision before training.
+class ServeDecision:
+    """One decision of a ps task's server loop.
 
     Attributes:
-        kind: TRAIN, SKIP (the job is over) or WAIT.
+        kind: SERVE (sleep ``sleep_secs``, then ask again) or EXIT.
         reason: Why.
-        sleep_secs: How long to sleep before asking again (WAIT only).
+        sleep_secs: How long to serve before asking again (SERVE only).
+        log: The reason differs from the one reported last: log it (once per change).
     """
 
-    kind: GateKind
-    reason: GateReason
+    kind: ServeKind
+    reason: ServeReason
     sleep_secs: float = 0.0
+    log: bool = False
 
 
-def worker_gate(
+def serve_decision(
+    records: Iterable[TaskDone],
+    expected: frozenset[str],
     *,
-    chief_finished: bool,
-    ps_reachable: bool,
-    model_ready: bool,
-    waited_secs: float,
-    max_wait_secs: float,
-    poll_secs: float = 0.2,
-) -> WorkerGate:
-    """Decide whether a worker starts training now, skips it, or waits.
-
-    TensorFlow's own wait (SessionManager) rechecks every 30 s; this gate is polled
-    often and cheaply, so a worker joins as soon as the chief has initialised the
-    model, and never connects to a ps that has already exited with the job.
+    last_logged: ServeReason | None = None,
+    poll_secs: float = 0.5,
+) -> ServeDecision:
+    """Decide whether a ps task keeps serving: it exits once every training task is done.
 
     Args:
-        chief_finished: The chief's completion record of this run exists.
-        ps_reachable: Every ps task accepts connections.
-        model_ready: The chief has initialised (or restored) the model on the ps.
-        waited_secs: How long the worker has waited so far.
-        max_wait_secs: After this long, train anyway and let TensorFlow wait.
-        poll_secs: The sleep of a WAIT.
+        records: The completion records of this run.
+        expected: The names of the training tasks (`training_tasks`).
+        last_logged: The reason of the last decision that was logged.
+        poll_secs: The sleep of a SERVE.
     """
-    if chief_finished:
-        return WorkerGate(kind=GateKind.SKIP, reason=GateReason.CHIEF_FINISHED)
-    if ps_reachable and model_ready:
-        return WorkerGate(kind=GateKind.TRAIN, reason=GateReason.MODEL_READY)
-    if waited_secs >= max_wait_secs:
-        return WorkerGate(kind=GateKind.TRAIN, reason=GateReason.GAVE_UP_WAITING)
-    reason = GateReason.NOT_READY if ps_reachable else GateReason.NO_PS
-    return WorkerGate(kind=GateKind.WAIT, reason=reason, sleep_secs=poll_secs)
+    if all_training_done(records, expected):
+        reason, kind, sleep = ServeReason.TRAINING_DONE, ServeKind.EXIT, 0.0
+    else:
+        reason, kind, sleep = ServeReason.TRAINING_RUNS, ServeKind.SERVE, poll_secs
+    return ServeDecision(kind=kind, reason=reason, sleep_secs=sleep, log=reason is not last_logged)

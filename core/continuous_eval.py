@@ -10,7 +10,7 @@ from core._validate import non_negative_int, non_negative_secs, optional, positi
 from core.checkpoints import Checkpoint, Novelty, novelty
 
 
-class Kind(enum.Enum):
+class EvalKind(enum.Enum):
     """What the continuous-evaluation loop does next."""
 
     EVALUATE = "evaluate"
@@ -18,10 +18,10 @@ class Kind(enum.Enum):
     STOP = "stop"
 
 
-class Reason(enum.Enum):
-    """Why the loop waits or stops (``NONE`` for an evaluation)."""
+class EvalReason(enum.Enum):
+    """Why the loop evaluates, waits or stops."""
 
-    NONE = "evaluate"
+    DUE = "a checkpoint is due for evaluation"
     START_DELAY = "waiting for the start delay"
     NO_CHECKPOINT = "no checkpoint yet"
     NO_NEW_CHECKPOINT = "no new checkpoint"
@@ -70,7 +70,7 @@ class EvalState:
     last_eval_start: float | None = None
     last_result_step: int | None = None
     keep_going: bool = True
-    last_logged: Reason | None = None
+    last_logged: EvalReason | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -79,30 +79,33 @@ class EvalDecision:
 
     Attributes:
         kind: EVALUATE, WAIT or STOP.
-        reason: Why (``Reason.NONE`` for EVALUATE).
+        reason: Why (``EvalReason.DUE`` for EVALUATE).
         checkpoint: The checkpoint to evaluate (EVALUATE only).
         sleep_secs: How long to sleep before asking again (WAIT only).
         log: True when the reason changed since the last decision: log it once.
     """
 
-    kind: Kind
-    reason: Reason = Reason.NONE
+    kind: EvalKind
+    reason: EvalReason = EvalReason.DUE
     checkpoint: Checkpoint | None = None
     sleep_secs: float = 0.0
     log: bool = False
 
 
-def _stop(state: EvalState, reason: Reason) -> tuple[EvalDecision, EvalState]:
-    decision = EvalDecision(kind=Kind.STOP, reason=reason, log=state.last_logged is not reason)
+def _stop(state: EvalState, reason: EvalReason) -> tuple[EvalDecision, EvalState]:
+    decision = EvalDecision(kind=EvalKind.STOP, reason=reason, log=state.last_logged is not reason)
     return decision, attrs.evolve(state, last_logged=reason)
 
 
 def _wait(
-    state: EvalState, policy: EvalPolicy, reason: Reason, sleep_secs: float
+    state: EvalState, policy: EvalPolicy, reason: EvalReason, sleep_secs: float
 ) -> tuple[EvalDecision, EvalState]:
     sleep_secs = min(sleep_secs, max(policy.max_sleep_secs, policy.poll_secs))
     decision = EvalDecision(
-        kind=Kind.WAIT, reason=reason, sleep_secs=sleep_secs, log=state.last_logged is not reason
+        kind=EvalKind.WAIT,
+        reason=reason,
+        sleep_secs=sleep_secs,
+        log=state.last_logged is not reason,
     )
     return decision, attrs.evolve(state, last_logged=reason)
 
@@ -135,31 +138,33 @@ def decide(
         The decision and the new state (an EVALUATE records its start).
     """
     if not state.keep_going:
-        return _stop(state, Reason.PREDICATE)
+        return _stop(state, EvalReason.PREDICATE)
     done_step = state.last_result_step
     if policy.train_steps is not None and done_step is not None and done_step >= policy.train_steps:
-        return _stop(state, Reason.TRAINING_FINISHED)
+        return _stop(state, EvalReason.TRAINING_FINISHED)
 
     fresh = novelty(latest, state.last_evaluated)
     if finished_at_step is not None:
         if fresh is Novelty.NEW and latest is not None:
             return _evaluate(state, now=now, checkpoint=latest)
-        return _stop(state, Reason.TRAINING_FINISHED)
+        return _stop(state, EvalReason.TRAINING_FINISHED)
 
     delay_left = state.started_at + policy.eval_delay_secs - now
     if delay_left > 0:
-        return _wait(state, policy, Reason.START_DELAY, delay_left)
+        return _wait(state, policy, EvalReason.START_DELAY, delay_left)
 
     throttle_left = 0.0
     if state.last_eval_start is not None:
         throttle_left = max(0.0, state.last_eval_start + policy.throttle_secs - now)
 
     if fresh is Novelty.MISSING:
-        return _wait(state, policy, Reason.NO_CHECKPOINT, max(policy.poll_secs, throttle_left))
+        return _wait(state, policy, EvalReason.NO_CHECKPOINT, max(policy.poll_secs, throttle_left))
     if fresh is not Novelty.NEW and policy.evaluate_checkpoint_only_once:
-        return _wait(state, policy, Reason.NO_NEW_CHECKPOINT, max(policy.poll_secs, throttle_left))
+        return _wait(
+            state, policy, EvalReason.NO_NEW_CHECKPOINT, max(policy.poll_secs, throttle_left)
+        )
     if throttle_left > 0:
-        return _wait(state, policy, Reason.THROTTLED, throttle_left)
+        return _wait(state, policy, EvalReason.THROTTLED, throttle_left)
     assert latest is not None  # MISSING handled above
     return _evaluate(state, now=now, checkpoint=latest)
 
@@ -167,7 +172,7 @@ def decide(
 def _evaluate(
     state: EvalState, *, now: float, checkpoint: Checkpoint
 ) -> tuple[EvalDecision, EvalState]:
-    decision = EvalDecision(kind=Kind.EVALUATE, checkpoint=checkpoint)
+    decision = EvalDecision(kind=EvalKind.EVALUATE, checkpoint=checkpoint)
     new_state = attrs.evolve(
         state, last_evaluated=checkpoint, last_eval_start=now, last_logged=None
     )

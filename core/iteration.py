@@ -6,18 +6,10 @@ import enum
 
 import attrs
 
-from core.errors import ConfigError, ConfigTypeError
+from core._validate import check, non_negative_int, optional, positive_int
+from core.completion import is_final_export
 
 DEFAULT_ITERATION_STEPS = 1000
-
-
-def _check_optional_positive(field: str, value: object) -> None:
-    if value is None:
-        return
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise ConfigTypeError(field, value, "must be None or a positive int")
-    if value < 1:
-        raise ConfigError(field, value, "must be None or a positive int")
 
 
 def iteration_size(train_steps_per_iteration: int | None, train_steps: int | None) -> int:
@@ -34,12 +26,8 @@ def iteration_size(train_steps_per_iteration: int | None, train_steps: int | Non
         ConfigError: A value that is not None or a positive int (ConfigTypeError for
             a wrong type).
     """
-    _check_optional_positive("train_steps_per_iteration", train_steps_per_iteration)
-    if train_steps is not None:
-        if not isinstance(train_steps, int) or isinstance(train_steps, bool):
-            raise ConfigTypeError("train_steps", train_steps, "must be None or an int >= 0")
-        if train_steps < 0:
-            raise ConfigError("train_steps", train_steps, "must be None or an int >= 0")
+    check(optional(positive_int), "train_steps_per_iteration", train_steps_per_iteration)
+    check(optional(non_negative_int), "train_steps", train_steps)
     if train_steps_per_iteration is not None:
         return train_steps_per_iteration
     if train_steps is not None:
@@ -47,17 +35,17 @@ def iteration_size(train_steps_per_iteration: int | None, train_steps: int | Non
     return DEFAULT_ITERATION_STEPS
 
 
-class Step(enum.Enum):
+class IterationKind(enum.Enum):
     """What continuous_train_and_evaluate does next."""
 
     TRAIN = "train"
     STOP = "stop"
 
 
-class StopReason(enum.Enum):
-    """Why continuous_train_and_evaluate stops (``NONE`` while training)."""
+class IterationReason(enum.Enum):
+    """Why continuous_train_and_evaluate trains on or stops."""
 
-    NONE = "train"
+    STEPS_LEFT = "steps left to train"
     PREDICATE = "the continue predicate said stop"
     TRAINING_FINISHED = "global step reached train_steps"
     INPUT_EXHAUSTED = "the last iteration trained no step: training input ran out"
@@ -65,11 +53,17 @@ class StopReason(enum.Enum):
 
 @attrs.frozen(kw_only=True)
 class IterationDecision:
-    """Train ``steps`` more steps, or stop and why."""
+    """Train ``steps`` more steps, or stop; and why.
 
-    step: Step
+    Attributes:
+        kind: TRAIN or STOP.
+        steps: Steps to train (TRAIN only).
+        reason: Why.
+    """
+
+    kind: IterationKind
     steps: int = 0
-    reason: StopReason = StopReason.NONE
+    reason: IterationReason = IterationReason.STEPS_LEFT
 
 
 def next_iteration(
@@ -97,18 +91,20 @@ def next_iteration(
         TRAIN with a step count that never goes past ``train_steps``, or STOP.
     """
     if not keep_going:
-        return IterationDecision(step=Step.STOP, reason=StopReason.PREDICATE)
+        return IterationDecision(kind=IterationKind.STOP, reason=IterationReason.PREDICATE)
     if last_trained_steps is not None and input_ran_out(
         requested=last_requested_steps, trained=last_trained_steps
     ):
-        return IterationDecision(step=Step.STOP, reason=StopReason.INPUT_EXHAUSTED)
+        return IterationDecision(kind=IterationKind.STOP, reason=IterationReason.INPUT_EXHAUSTED)
     size = iteration_size(train_steps_per_iteration, train_steps)
     if train_steps is not None:
         left = train_steps - global_step
         if left <= 0:
-            return IterationDecision(step=Step.STOP, reason=StopReason.TRAINING_FINISHED)
+            return IterationDecision(
+                kind=IterationKind.STOP, reason=IterationReason.TRAINING_FINISHED
+            )
         size = min(size, left)
-    return IterationDecision(step=Step.TRAIN, steps=size)
+    return IterationDecision(kind=IterationKind.TRAIN, steps=size)
 
 
 def input_ran_out(*, requested: int | None, trained: int) -> bool:
@@ -125,3 +121,39 @@ def input_ran_out(*, requested: int | None, trained: int) -> bool:
         True when it trained nothing, or fewer steps than requested.
     """
     return trained <= 0 or (requested is not None and trained < requested)
+
+
+@attrs.frozen(kw_only=True)
+class IterationOutcome:
+    """What follows a training iteration of continuous_train_and_evaluate.
+
+    Attributes:
+        evaluate: Evaluate (and export) the iteration's checkpoint; False when it
+            trained nothing or there is no checkpoint (nothing new to evaluate).
+        ran_out: The iteration's training input ran out (the loop stops next).
+        final: The export after the evaluation is the run's final one.
+    """
+
+    evaluate: bool
+    ran_out: bool
+    final: bool
+
+
+def after_iteration(
+    *, requested: int | None, trained: int, has_checkpoint: bool, reached: bool, step: int
+) -> IterationOutcome:
+    """Decide what follows a training iteration.
+
+    Args:
+        requested: Steps the iteration was asked to train.
+        trained: Steps it advanced the global step.
+        has_checkpoint: A checkpoint exists after it.
+        reached: The global step reached ``train_steps`` (`ExperimentSettings.reached`).
+        step: The global step after it.
+    """
+    ran_out = input_ran_out(requested=requested, trained=trained)
+    return IterationOutcome(
+        evaluate=has_checkpoint and trained > 0,
+        ran_out=ran_out,
+        final=is_final_export(reached=reached, step=step, input_ran_out=ran_out),
+    )

@@ -9,17 +9,17 @@ import attrs
 from core._validate import non_negative_int, optional
 
 
-class Action(enum.Enum):
+class TrainEvalKind(enum.Enum):
     """What to do with a checkpoint that training just saved."""
 
     EVALUATE = "evaluate"
     SKIP = "skip"
 
 
-class SkipReason(enum.Enum):
-    """Why a saved checkpoint is not evaluated."""
+class TrainEvalReason(enum.Enum):
+    """Why a saved checkpoint is evaluated or skipped."""
 
-    NONE = "evaluate"
+    DUE = "at least eval_every_n_steps steps since the last evaluation"
     ONLY_AT_END = "eval_every_n_steps is None or 0: evaluating after training only"
     ALREADY_EVALUATED = "checkpoint already evaluated or saved when the session started"
     TOO_SOON = "fewer than eval_every_n_steps steps since the last evaluation"
@@ -53,10 +53,15 @@ class TrainEvalState:
 
 @attrs.frozen(kw_only=True)
 class TrainEvalDecision:
-    """Evaluate the saved checkpoint or skip it, and why."""
+    """Evaluate the saved checkpoint or skip it, and why.
 
-    action: Action
-    reason: SkipReason = SkipReason.NONE
+    Attributes:
+        kind: EVALUATE or SKIP.
+        reason: Why.
+    """
+
+    kind: TrainEvalKind
+    reason: TrainEvalReason = TrainEvalReason.DUE
 
 
 def after_save(
@@ -73,16 +78,18 @@ def after_save(
         The decision and the new state.
     """
     if not policy.eval_every_n_steps:
-        return TrainEvalDecision(action=Action.SKIP, reason=SkipReason.ONLY_AT_END), state
+        return TrainEvalDecision(kind=TrainEvalKind.SKIP, reason=TrainEvalReason.ONLY_AT_END), state
     reference = state.baseline_step
     if state.last_evaluated_step is not None:
         reference = max(reference, state.last_evaluated_step)
     if saved_step <= reference:
-        return TrainEvalDecision(action=Action.SKIP, reason=SkipReason.ALREADY_EVALUATED), state
+        return TrainEvalDecision(
+            kind=TrainEvalKind.SKIP, reason=TrainEvalReason.ALREADY_EVALUATED
+        ), state
     if saved_step - reference < policy.eval_every_n_steps:
-        return TrainEvalDecision(action=Action.SKIP, reason=SkipReason.TOO_SOON), state
+        return TrainEvalDecision(kind=TrainEvalKind.SKIP, reason=TrainEvalReason.TOO_SOON), state
     new_state = attrs.evolve(state, last_evaluated_step=saved_step)
-    return TrainEvalDecision(action=Action.EVALUATE), new_state
+    return TrainEvalDecision(kind=TrainEvalKind.EVALUATE), new_state
 
 
 def final_evaluation_owed(state: TrainEvalState, *, final_step: int) -> bool:

@@ -14,18 +14,25 @@ if TYPE_CHECKING:
     from shell.config import create_experiment
     from shell.experiment import Experiment
     from shell.exports import ExportStrategy
+    from shell.launcher import ClusterResult, LocalCluster, launch_local_cluster
     from shell.runner import run_experiment
 
 __all__ = [
+    "ClusterResult",
     "Experiment",
     "ExportStrategy",
+    "LocalCluster",
     "create_experiment",
+    "launch_local_cluster",
     "quiet",
     "run_experiment",
     "verbose",
 ]
 
 _HOMES = {
+    "ClusterResult": "shell.launcher",
+    "LocalCluster": "shell.launcher",
+    "launch_local_cluster": "shell.launcher",
     "ExportStrategy": "shell.exports",
     "Experiment": "shell.experiment",
     "create_experiment": "shell.config",

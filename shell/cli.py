@@ -1,4 +1,4 @@
-"""The `tfexperiment` command line: run, schedules, report (and cluster, when installed).
+"""The `tfexperiment` command line: run, schedules, report and cluster.
 
 Exit codes: 0 done; 2 bad usage, config, module or TF_CONFIG (one line on stderr); 1 the
 run failed (a short message; ``--verbose`` adds the traceback). TensorFlow is imported
@@ -16,10 +16,11 @@ import time
 import traceback
 import warnings
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TextIO
 
-from core.errors import ConfigTypeError, FieldError
-from core.schedule import Schedule, parse_schedule
+from core.errors import ConfigError, ConfigTypeError, FieldError
+from core.schedule import Schedule, check_schedule_name
+from shell.launcher import launch_local_cluster
 
 PROG = "tfexperiment"
 log = logging.getLogger("tfexperiment")
@@ -123,25 +124,73 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", metavar="FILE", help="the PNG to write (default: DIR/report.png)")
     report.set_defaults(handler=_report)
 
-    _add_cluster(sub)
+    add_cluster_parser(sub)
     return parser
 
 
-def _add_cluster(subparsers: Any) -> None:
-    """Add ``cluster`` from `shell.cluster` when that module exists.
-
-    `shell.cluster.add_cluster_parser(subparsers)` adds its parser and sets
-    ``handler`` (or ``func``) ``= callable(args) -> int`` with ``set_defaults``.
-    """
-    import importlib
-
+def _run_cluster_command(args: argparse.Namespace) -> int:
+    """The ``cluster`` subcommand: launch, stream, and turn the result into an exit code."""
     try:
-        cluster = importlib.import_module("shell.cluster")
-    except ModuleNotFoundError as err:
-        if err.name == "shell.cluster":
-            return
-        raise
-    cluster.add_cluster_parser(subparsers)
+        result = launch_local_cluster(
+            args.experiment_fn,
+            args.output_dir,
+            ps=args.ps,
+            workers=args.workers,
+            evaluator=args.evaluator,
+            chief=not args.master,
+            verbose=bool(getattr(args, "verbose", False)),
+            timeout_secs=args.timeout,
+        )
+    except ConfigError as err:
+        print(f"tfexperiment cluster: error: {err}", file=sys.stderr)
+        return 2
+    out: TextIO = sys.stdout if result.ok else sys.stderr
+    if result.ok:
+        print(f"cluster finished in {result.wall_secs:.1f}s: every task exited 0", file=out)
+    else:
+        print(f"cluster failed: {result.reason}", file=out)
+    return result.returncode
+
+
+def add_cluster_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register the ``cluster`` subcommand on an argparse ``subparsers`` object.
+
+    The handler is set with ``set_defaults(func=...)``: called with the parsed
+    namespace it returns the exit code (0 every task exited 0, 1 a task failed or the
+    run timed out, 2 bad usage, 130 interrupted).
+    """
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "cluster",
+        help="run a whole TensorFlow cluster locally, one process per task",
+        description=(
+            "Run one process per task (ps, chief, workers, evaluator) on 127.0.0.1 with "
+            "free ports and its own TF_CONFIG; stream every task's output with a task "
+            "prefix; end every process when one fails or on Ctrl-C."
+        ),
+    )
+    parser.add_argument(
+        "experiment_fn",
+        metavar="MODULE:EXPERIMENT_FN",
+        help="function building the Experiment, e.g. examples.x.exp:experiment_fn",
+    )
+    parser.add_argument("--output-dir", required=True, help="every task's output directory")
+    parser.add_argument("--ps", type=int, default=1, help="parameter servers (default 1)")
+    parser.add_argument(
+        "--workers", type=int, default=2, help="workers besides the chief (default 2)"
+    )
+    parser.add_argument("--evaluator", action="store_true", help="also run an evaluator")
+    parser.add_argument(
+        "--master", action="store_true", help="name the chief's job 'master' (legacy TF 1)"
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="SECS",
+        help="end every task after this many seconds (exit 1)",
+    )
+    parser.set_defaults(func=_run_cluster_command, handler=_run_cluster_command)
+    return parser
 
 
 def _version() -> str:
@@ -250,7 +299,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.experiment_fn is not None and args.overrides:
         raise UsageError(f"{PROG} run: error: --set only applies to --config")
     if args.schedule is not None:
-        parse_schedule(args.schedule)
+        check_schedule_name(args.schedule)
     # TF_CONFIG is checked before the experiment is built: TF's RunConfig would fail on it
     # inside experiment_fn with a traceback instead of one line naming the field.
     from core.schedule import default_schedule
@@ -263,7 +312,7 @@ def _run(args: argparse.Namespace) -> int:
         sys.path.insert(0, os.getcwd())  # MODULE:FN from the current directory, as python -m
     _tf_logging(verbose)
 
-    from shell import checkpoints as disk
+    from shell import disk
     from shell.config import create_experiment, import_object
     from shell.experiment import Experiment
     from shell.progress import Progress, summarize

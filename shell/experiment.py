@@ -2,77 +2,30 @@
 
 from __future__ import annotations
 
-import inspect
-import logging
-import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from core import continuous_eval as ce
-from core import iteration, train_eval
-from core.checkpoints import Checkpoint
-from core.completion import EndReason, chief_final_step
+from core._validate import check, instance, non_negative_secs
 from core.errors import ConfigError, ConfigTypeError
-from core.tf_config import TaskType, TFConfig
-from core.workers import DelayKind, StartDelay, explicit_delay, worker_start_delay
-from shell import checkpoints as disk
+from core.settings import ExperimentSettings
 from shell import exports as ex
-from shell._tf import tf
-from shell.evaluator import Evaluator, make_evaluator
-from shell.protocol import missing_members
-from shell.servers import start_server
-
-log = logging.getLogger("tfexperiment")
-
-EvalListener = Callable[[dict[str, Any]], None]
+from shell import schedules
+from shell.protocol import check_hooks, missing_members
+from shell.schedules import EvalListener
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _check_optional_int(field: str, value: Any, minimum: int) -> None:
-    if value is None:
-        return
-    if not _is_int(value) or value < minimum:
-        raise ConfigError(field, value, f"must be None or an int >= {minimum}")
-
-
-def _check_secs(field: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigTypeError(field, value, "must be a number of seconds")
-    if not 0 <= value < float("inf"):
-        raise ConfigError(field, value, "must be a finite number >= 0")
-
-
-def _check_hooks(field: str, hooks: Any) -> list[Any]:
-    if hooks is None:
-        return []
-    if isinstance(hooks, (str, bytes)) or not isinstance(hooks, Iterable):
-        raise ConfigTypeError(field, hooks, "must be a list of SessionRunHooks or None")
-    return list(hooks)
-
-
-def _predicate_arity(predicate: Any) -> int:
-    if predicate is None:
-        return 0
-    if not callable(predicate):
-        raise ConfigError("continuous_eval_predicate_fn", predicate, "must be None or a callable")
-    try:
-        params = list(inspect.signature(predicate).parameters.values())
-    except (TypeError, ValueError):
-        return 1
-    if any(p.kind is p.VAR_POSITIONAL for p in params):
-        return 2
-    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    return 2 if len(positional) >= 2 else 1
-
-
-def _ask(predicate: Any, arity: int, result: dict[str, Any] | None, path: str | None) -> bool:
-    if predicate is None:
-        return True
-    return bool(predicate(result, path) if arity == 2 else predicate(result))
+def _check_parts(estimator: Any, train_input_fn: Any, eval_input_fn: Any) -> None:
+    missing = missing_members(estimator)
+    if missing:
+        raise ConfigError(
+            "estimator",
+            estimator,
+            f"does not implement the Estimator interface (missing: {', '.join(missing)})",
+        )
+    for field, fn in (("train_input_fn", train_input_fn), ("eval_input_fn", eval_input_fn)):
+        if not callable(fn):
+            raise ConfigTypeError(field, fn, "must be a callable input_fn")
 
 
 class Experiment:
@@ -99,9 +52,13 @@ class Experiment:
         train_steps_per_iteration: continuous_train_and_evaluate's steps per iteration
             (None: ``train_steps // 10``, else 1000).
 
+    The seven schedule settings are held in one frozen `ExperimentSettings` record
+    (`settings`); `from_settings` builds an Experiment from such a record.
+
     Raises:
         ValueError: ``estimator`` lacks the Estimator interface, ``export_strategies``
             has the wrong type, or a step/delay argument is out of range.
+        TypeError: A hook list or one of its elements is not a SessionRunHook.
     """
 
     def __init__(
@@ -120,42 +77,112 @@ class Experiment:
         export_strategies: Any = None,
         train_steps_per_iteration: int | None = 100,
     ) -> None:
-        missing = missing_members(estimator)
-        if missing:
-            raise ConfigError(
-                "estimator",
-                estimator,
-                f"does not implement the Estimator interface (missing: {', '.join(missing)})",
+        _check_parts(estimator, train_input_fn, eval_input_fn)
+        try:
+            settings = ExperimentSettings(
+                train_steps=train_steps,
+                eval_steps=eval_steps,
+                eval_delay_secs=eval_delay_secs,
+                continuous_eval_throttle_secs=continuous_eval_throttle_secs,
+                eval_every_n_steps=eval_every_n_steps,
+                delay_workers_by_global_step=delay_workers_by_global_step,
+                train_steps_per_iteration=train_steps_per_iteration,
             )
-        for field, fn in (("train_input_fn", train_input_fn), ("eval_input_fn", eval_input_fn)):
-            if not callable(fn):
-                raise ConfigTypeError(field, fn, "must be a callable input_fn")
-        _check_optional_int("train_steps", train_steps, 0)
-        _check_optional_int("eval_steps", eval_steps, 1)
-        _check_optional_int("eval_every_n_steps", eval_every_n_steps, 0)
-        _check_optional_int("train_steps_per_iteration", train_steps_per_iteration, 1)
-        _check_secs("eval_delay_secs", eval_delay_secs)
-        _check_secs("continuous_eval_throttle_secs", continuous_eval_throttle_secs)
+        except ConfigTypeError as err:  # the seed documents ValueError for a bad setting
+            raise ConfigError(err.field, err.value, err.problem) from None
+        self._setup(
+            estimator,
+            train_input_fn,
+            eval_input_fn,
+            settings=settings,
+            train_hooks=train_hooks,
+            eval_hooks=eval_hooks,
+            export_strategies=export_strategies,
+        )
+
+    @classmethod
+    def from_settings(
+        cls,
+        estimator: Any,
+        train_input_fn: Callable[..., Any],
+        eval_input_fn: Callable[..., Any],
+        *,
+        settings: ExperimentSettings,
+        train_hooks: Sequence[Any] | None = None,
+        eval_hooks: Sequence[Any] | None = None,
+        export_strategies: Any = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        poll_secs: float = 0.05,
+    ) -> Experiment:
+        """An Experiment whose schedule settings are ``settings``.
+
+        Args:
+            estimator: Object implementing the Estimator interface.
+            train_input_fn: The training input_fn.
+            eval_input_fn: The evaluation input_fn.
+            settings: The schedule settings (already checked by the record).
+            train_hooks: ``SessionRunHook``s for training.
+            eval_hooks: ``SessionRunHook``s for evaluation.
+            export_strategies: An ExportStrategy or Exporter, an iterable of them, or None.
+            clock: Monotonic clock of the schedules (a test seam).
+            sleep: Sleep function of the schedules (a test seam).
+            poll_secs: How often continuous_eval looks for a new checkpoint.
+
+        Raises:
+            ValueError: As the constructor; TypeError: ``settings`` is no ExperimentSettings.
+        """
+        check(instance(ExperimentSettings, "an ExperimentSettings"), "settings", settings)
+        check(non_negative_secs, "poll_secs", poll_secs)
+        _check_parts(estimator, train_input_fn, eval_input_fn)
+        experiment = cls.__new__(cls)
+        experiment._setup(
+            estimator,
+            train_input_fn,
+            eval_input_fn,
+            settings=settings,
+            train_hooks=train_hooks,
+            eval_hooks=eval_hooks,
+            export_strategies=export_strategies,
+            clock=clock,
+            sleep=sleep,
+            poll_secs=poll_secs,
+        )
+        return experiment
+
+    def _setup(
+        self,
+        estimator: Any,
+        train_input_fn: Callable[..., Any],
+        eval_input_fn: Callable[..., Any],
+        *,
+        settings: ExperimentSettings,
+        train_hooks: Sequence[Any] | None,
+        eval_hooks: Sequence[Any] | None,
+        export_strategies: Any,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        poll_secs: float = 0.05,
+    ) -> None:
         self._estimator = estimator
         self._train_input_fn = train_input_fn
         self._eval_input_fn = eval_input_fn
-        self._train_steps = train_steps
-        self._eval_steps = eval_steps
-        self._train_hooks = _check_hooks("train_hooks", train_hooks)
-        self._eval_hooks = _check_hooks("eval_hooks", eval_hooks)
-        self._eval_delay_secs = eval_delay_secs
-        self._throttle_secs = continuous_eval_throttle_secs
-        self._eval_every_n_steps = eval_every_n_steps
-        self._delay_by_global_step = bool(delay_workers_by_global_step)
+        self._settings = settings
+        self._train_hooks = check_hooks("train_hooks", train_hooks)
+        self._eval_hooks = check_hooks("eval_hooks", eval_hooks)
         self._export_strategies = ex.normalize(export_strategies)
-        self._train_steps_per_iteration = train_steps_per_iteration
         self._eval_listeners: list[EvalListener] = []
-        self._server: Any = None
-        self.poll_secs = 0.05
-        self.clock: Callable[[], float] = time.monotonic
-        self.sleep: Callable[[float], None] = time.sleep
+        self._servers: list[Any] = []  # the std server, once started: lives with us
+        self._clock = clock
+        self._sleep = sleep
+        self._poll_secs = poll_secs
 
     # ----------------------------------------------------------------- properties
+    @property
+    def settings(self) -> ExperimentSettings:
+        """The schedule settings (a frozen record)."""
+        return self._settings
+
     @property
     def estimator(self) -> Any:
         """The estimator."""
@@ -164,12 +191,17 @@ class Experiment:
     @property
     def train_steps(self) -> int | None:
         """Global step training stops at (None: forever)."""
-        return self._train_steps
+        return self._settings.train_steps
 
     @property
     def eval_steps(self) -> int | None:
         """Evaluation batches (None: until the input is exhausted)."""
-        return self._eval_steps
+        return self._settings.eval_steps
+
+    @property
+    def poll_secs(self) -> float:
+        """How often continuous_eval looks for a new checkpoint."""
+        return self._poll_secs
 
     @property
     def export_strategies(self) -> tuple[Any, ...]:
@@ -200,93 +232,33 @@ class Experiment:
 
     def extend_train_hooks(self, additional_hooks: Iterable[Any]) -> None:
         """Add training hooks (the caller's list is never mutated)."""
-        self._train_hooks = [
-            *self._train_hooks,
-            *_check_hooks("additional_hooks", additional_hooks),
-        ]
+        self._train_hooks = [*self._train_hooks, *check_hooks("additional_hooks", additional_hooks)]
 
     def extend_eval_hooks(self, additional_hooks: Iterable[Any]) -> None:
         """Add evaluation hooks (the caller's list is never mutated)."""
-        self._eval_hooks = [*self._eval_hooks, *_check_hooks("additional_hooks", additional_hooks)]
+        self._eval_hooks = [*self._eval_hooks, *check_hooks("additional_hooks", additional_hooks)]
 
     def on_evaluation(self, listener: EvalListener) -> None:
         """Call ``listener(eval_result)`` after every evaluation (progress displays)."""
         self._eval_listeners.append(listener)
 
     # ----------------------------------------------------------------- helpers
-    def _tf_config(self) -> TFConfig:
-        return TFConfig.from_json(os.environ.get("TF_CONFIG"))
-
-    def _task_name(self, config: TFConfig) -> str:
-        if config.task_type is None:
-            return "chief-0"
-        return f"{config.task_type.value}-{config.task_index}"
-
-    def _latest(self) -> Checkpoint | None:
-        return disk.latest_checkpoint(self.model_dir)
-
-    def _global_step(self) -> int:
-        latest = self._latest()
-        return latest.step if latest is not None else 0
-
-    def _evaluator(self, input_fn: Callable[..., Any], name: str | None) -> Evaluator:
-        return make_evaluator(
-            self._estimator, input_fn, steps=self._eval_steps, hooks=self._eval_hooks, name=name
+    def _run(self) -> schedules.Run:
+        """The parts a schedule runs with, as they are now."""
+        return schedules.Run(
+            estimator=self._estimator,
+            train_input_fn=self._train_input_fn,
+            eval_input_fn=self._eval_input_fn,
+            settings=self._settings,
+            train_hooks=tuple(self._train_hooks),
+            eval_hooks=tuple(self._eval_hooks),
+            export_strategies=self._export_strategies,
+            listeners=tuple(self._eval_listeners),
+            servers=self._servers,
+            clock=self._clock,
+            sleep=self._sleep,
+            poll_secs=self._poll_secs,
         )
-
-    def _evaluated(self, result: dict[str, Any]) -> dict[str, Any]:
-        shown = ", ".join(
-            f"{k}={float(v):.4g}"
-            for k, v in sorted(result.items())
-            if k != "global_step" and getattr(v, "ndim", 0) == 0
-        )
-        log.info("evaluation at step %s: %s", result.get("global_step"), shown)
-        for listener in self._eval_listeners:
-            listener(result)
-        return result
-
-    def _maybe_start_server(self, config: TFConfig) -> None:
-        if config.is_distributed and config.address and self._server is None:
-            self._server = start_server(config)
-            from shell.cluster import ensure_device_filters
-
-            ensure_device_filters(self._estimator, config)
-
-    def _apply_start_delay(self, delay: StartDelay) -> None:
-        if delay.kind is DelayKind.SECONDS:
-            log.info("waiting %.1fs before starting", delay.secs)
-            self.sleep(delay.secs)
-        elif delay.kind is DelayKind.GLOBAL_STEP:
-            log.info("waiting for global step %d before training", delay.global_step)
-            self._train_hooks = [
-                *self._train_hooks,
-                tf.compat.v1.train.GlobalStepWaiterHook(delay.global_step),
-            ]
-
-    def _train(
-        self,
-        *,
-        max_steps: int | None = None,
-        steps: int | None = None,
-        listeners: Sequence[Any] = (),
-    ) -> None:
-        self._estimator.train(
-            self._train_input_fn,
-            hooks=list(self._train_hooks),
-            steps=steps,
-            max_steps=max_steps,
-            saving_listeners=list(listeners) or None,
-        )
-
-    def _write_done(
-        self, config: TFConfig, why: EndReason | None = None, step: int | None = None
-    ) -> None:
-        step = self._global_step() if step is None else step
-        reached = self._train_steps is not None and step >= self._train_steps
-        reason = EndReason.TRAIN_STEPS_REACHED if reached else EndReason.INPUT_EXHAUSTED
-        reason = why if why is not None and not reached else reason
-        disk.write_done(self.model_dir, self._task_name(config), final_step=step, reason=reason)
-        log.info("training finished at step %d (%s)", step, reason.value)
 
     # ----------------------------------------------------------------- schedules
     def train(self, delay_secs: float | None = None) -> Any:
@@ -296,7 +268,7 @@ class Experiment:
         (``min(60, index * 5)`` s, or the global-step gate). In a distributed config
         the task's std server is started first; a cluster worker then waits until the
         chief has initialised the model, skips training if the chief has already
-        finished, and stops when the chief finishes (`shell.cluster.join_training`).
+        finished, and stops when the chief finishes (`shell.worker.join_training`).
 
         Args:
             delay_secs: Start training after this many seconds.
@@ -304,32 +276,7 @@ class Experiment:
         Returns:
             The trained estimator.
         """
-        config = self._tf_config()
-        if delay_secs is not None:
-            delay = explicit_delay(delay_secs)
-        elif config.task_type is TaskType.WORKER and config.is_distributed:
-            delay = worker_start_delay(config.task_index, by_global_step=self._delay_by_global_step)
-        else:
-            delay = StartDelay(kind=DelayKind.NONE)
-        self._maybe_start_server(config)
-        disk.clear_done(self.model_dir, self._task_name(config))
-        watch: Any = None
-        if config.task_type is TaskType.WORKER and config.is_distributed:
-            from shell.cluster import join_training  # waits for the chief; see its docstring
-
-            watch = join_training(self, config, delay)
-            if watch is None:
-                self._write_done(config, EndReason.CHIEF_FINISHED)
-                return self._estimator
-        else:
-            self._apply_start_delay(delay)
-        self._train(max_steps=self._train_steps)
-        if watch is None:
-            self._write_done(config)
-        else:  # a worker: the global step lives on the ps, not in its checkpoints
-            why = EndReason.CHIEF_FINISHED if watch.fired else None
-            self._write_done(config, why, step=watch.last_step)
-        return self._estimator
+        return schedules.train(self._run(), delay_secs)
 
     def evaluate(self, delay_secs: float | None = None) -> dict[str, Any]:
         """Evaluate the latest checkpoint on the evaluation data.
@@ -340,14 +287,7 @@ class Experiment:
         Returns:
             The metrics of ``Estimator.evaluate`` (with ``global_step``).
         """
-        wait = self._eval_delay_secs if delay_secs is None else delay_secs
-        _check_secs("delay_secs", wait)
-        if wait:
-            self.sleep(wait)
-        result = self._estimator.evaluate(
-            self._eval_input_fn, steps=self._eval_steps, hooks=list(self._eval_hooks)
-        )
-        return self._evaluated(dict(result))
+        return schedules.evaluate(self._run(), delay_secs)
 
     def continuous_eval(
         self,
@@ -372,7 +312,8 @@ class Experiment:
         Raises:
             ValueError: ``continuous_eval_predicate_fn`` is neither None nor callable.
         """
-        return self._continuous_eval(
+        return schedules.continuous_eval(
+            self._run(),
             self._eval_input_fn,
             name=None,
             delay_secs=delay_secs,
@@ -393,7 +334,8 @@ class Experiment:
         Raises:
             ValueError: ``continuous_eval_predicate_fn`` is neither None nor callable.
         """
-        return self._continuous_eval(
+        return schedules.continuous_eval(
+            self._run(),
             self._train_input_fn,
             name="train",
             delay_secs=delay_secs,
@@ -402,98 +344,6 @@ class Experiment:
             predicate=continuous_eval_predicate_fn,
             export=False,
         )
-
-    def _continuous_eval(
-        self,
-        input_fn: Callable[..., Any],
-        *,
-        name: str | None,
-        delay_secs: float | None,
-        throttle_delay_secs: float | None,
-        only_once: bool,
-        predicate: Callable[..., bool] | None,
-        export: bool,
-    ) -> dict[str, Any] | None:
-        arity = _predicate_arity(predicate)
-        delay = self._eval_delay_secs if delay_secs is None else delay_secs
-        throttle = self._throttle_secs if throttle_delay_secs is None else throttle_delay_secs
-        _check_secs("delay_secs", delay)
-        _check_secs("throttle_delay_secs", throttle)
-        policy = ce.EvalPolicy(
-            eval_delay_secs=delay,
-            throttle_secs=throttle,
-            evaluate_checkpoint_only_once=only_once,
-            train_steps=self._train_steps,
-            poll_secs=self.poll_secs,
-        )
-        started_wall = time.time()
-        done_before = disk.load_progress(self.model_dir, name) if only_once else None
-        state = ce.EvalState(
-            started_at=self.clock(),
-            last_evaluated=done_before,
-            last_result_step=done_before.step if done_before else None,
-        )
-        if done_before is not None:
-            log.info("resuming: %s was evaluated before this start", done_before.path)
-        state = ce.record_predicate(state, keep_going=_ask(predicate, arity, None, None))
-        result: dict[str, Any] | None = None
-        evaluator: Evaluator | None = None
-        try:
-            while True:
-                finished = chief_final_step(disk.read_done(self.model_dir, since=started_wall))
-                decision, new_state = ce.decide(
-                    state,
-                    policy,
-                    now=self.clock(),
-                    latest=self._latest(),
-                    finished_at_step=finished,
-                )
-                if decision.kind is ce.Kind.WAIT:
-                    if decision.log:
-                        log.info("%s; waiting", decision.reason.value)
-                    state = new_state
-                    self.sleep(decision.sleep_secs)
-                    continue
-                if decision.kind is ce.Kind.STOP:
-                    log.info("continuous evaluation stops: %s", decision.reason.value)
-                    return result
-                checkpoint = decision.checkpoint
-                assert checkpoint is not None
-                if evaluator is None:
-                    evaluator = self._evaluator(input_fn, name)
-                try:
-                    outcome = evaluator.evaluate(checkpoint.path)
-                except Exception as err:
-                    if not disk.is_vanished_error(err):
-                        raise
-                    log.warning(
-                        "checkpoint %s vanished before evaluation; skipped", checkpoint.path
-                    )
-                    state = ce.record_vanished(new_state, before=state)
-                    continue
-                result = self._evaluated(dict(outcome))
-                step = int(result.get("global_step", checkpoint.step))
-                if only_once:
-                    disk.save_progress(self.model_dir, name, checkpoint)
-                if export:
-                    final = (finished is not None and step >= finished) or (
-                        self._train_steps is not None and step >= self._train_steps
-                    )
-                    ex.run_exports(
-                        self._export_strategies,
-                        self._estimator,
-                        checkpoint_path=checkpoint.path,
-                        eval_result=result,
-                        is_final=final,
-                    )
-                state = ce.record_result(
-                    new_state,
-                    global_step=step,
-                    keep_going=_ask(predicate, arity, result, checkpoint.path),
-                )
-        finally:
-            if evaluator is not None:
-                evaluator.close()
 
     def train_and_evaluate(self) -> tuple[dict[str, Any] | None, list[Any]]:
         """Train to ``train_steps``, evaluating new checkpoints during training.
@@ -506,67 +356,7 @@ class Experiment:
         Returns:
             ``(eval_result, export_results)``.
         """
-        config = self._tf_config()
-        self._maybe_start_server(config)
-        disk.clear_done(self.model_dir, self._task_name(config))
-        policy = train_eval.TrainEvalPolicy(eval_every_n_steps=self._eval_every_n_steps)
-        evaluator: Evaluator | None = None
-        box: dict[str, Any] = {
-            "state": train_eval.TrainEvalState(baseline_step=self._global_step()),
-            "result": None,
-        }
-        experiment = self
-
-        def evaluate(path: str) -> dict[str, Any]:
-            nonlocal evaluator
-            if evaluator is None:
-                evaluator = experiment._evaluator(experiment._eval_input_fn, None)
-            return experiment._evaluated(dict(evaluator.evaluate(path)))
-
-        class _Listener(tf.estimator.CheckpointSaverListener):  # type: ignore[misc]
-            def after_save(self, session: Any, global_step_value: int) -> None:
-                decision, box["state"] = train_eval.after_save(
-                    box["state"], policy, saved_step=int(global_step_value)
-                )
-                if decision.action is not train_eval.Action.EVALUATE:
-                    return
-                latest = experiment._latest()
-                if latest is None or latest.step != int(global_step_value):
-                    return
-                box["result"] = evaluate(latest.path)
-                train_steps = experiment._train_steps
-                if train_steps is not None and latest.step >= train_steps:
-                    return  # the last save: the final export (is_final=True) follows
-                ex.run_exports(
-                    experiment._export_strategies,
-                    experiment._estimator,
-                    checkpoint_path=latest.path,
-                    eval_result=box["result"],
-                    is_final=False,
-                    only_exporters=True,
-                )
-
-        try:
-            self._train(max_steps=self._train_steps, listeners=[_Listener()])
-            final = self._latest()
-            if final is not None and train_eval.final_evaluation_owed(
-                box["state"], final_step=final.step
-            ):
-                box["result"] = evaluate(final.path)
-                box["state"] = train_eval.record_final(box["state"], final_step=final.step)
-        finally:
-            if evaluator is not None:
-                evaluator.close()
-        if config.is_chief or not config.is_distributed:
-            self._write_done(config)
-        exported = ex.run_exports(
-            self._export_strategies,
-            self._estimator,
-            checkpoint_path=final.path if final else None,
-            eval_result=box["result"],
-            is_final=True,
-        )
-        return box["result"], exported
+        return schedules.train_and_evaluate(self._run())
 
     def continuous_train_and_evaluate(
         self, continuous_eval_predicate_fn: Callable[..., bool] | None = None
@@ -586,53 +376,7 @@ class Experiment:
         Raises:
             ValueError: ``continuous_eval_predicate_fn`` is neither None nor callable.
         """
-        arity = _predicate_arity(continuous_eval_predicate_fn)
-        keep_going = _ask(continuous_eval_predicate_fn, arity, None, None)
-        result: dict[str, Any] | None = None
-        exported: list[Any] = []
-        trained: int | None = None
-        requested: int | None = None
-        evaluator: Evaluator | None = None
-        step = self._global_step()
-        try:
-            while True:
-                decision = iteration.next_iteration(
-                    train_steps_per_iteration=self._train_steps_per_iteration,
-                    train_steps=self._train_steps,
-                    global_step=step,
-                    keep_going=keep_going,
-                    last_trained_steps=trained,
-                    last_requested_steps=requested,
-                )
-                if decision.step is iteration.Step.STOP:
-                    log.info("continuous_train_and_evaluate stops: %s", decision.reason.value)
-                    break
-                requested = decision.steps
-                self._train(steps=requested)
-                latest = self._latest()
-                new_step = latest.step if latest else step
-                trained, step = new_step - step, new_step
-                ran_out = iteration.input_ran_out(requested=requested, trained=trained)
-                if latest is None or trained == 0:
-                    continue
-                if evaluator is None:
-                    evaluator = self._evaluator(self._eval_input_fn, None)
-                result = self._evaluated(dict(evaluator.evaluate(latest.path)))
-                final = ran_out or (self._train_steps is not None and step >= self._train_steps)
-                exported = ex.run_exports(
-                    self._export_strategies,
-                    self._estimator,
-                    checkpoint_path=latest.path,
-                    eval_result=result,
-                    is_final=final,
-                )
-                keep_going = _ask(continuous_eval_predicate_fn, arity, result, latest.path)
-                if ran_out:
-                    log.info("training input ran out after %d of %d steps", trained, requested)
-        finally:
-            if evaluator is not None:
-                evaluator.close()
-        return result, exported
+        return schedules.continuous_train_and_evaluate(self._run(), continuous_eval_predicate_fn)
 
     def run_std_server(self) -> None:
         """Start this task's TensorFlow server and serve until training is finished.
@@ -643,22 +387,7 @@ class Experiment:
         Raises:
             ValueError: TF_CONFIG has no cluster task for this process to serve.
         """
-        from core.completion import all_training_done, training_tasks
-
-        config = self._tf_config()
-        started_wall = time.time()
-        self._server = start_server(config)
-        expected = training_tasks({job: len(a) for job, a in config.cluster.items()})
-        logged = False
-        while not all_training_done(
-            disk.read_done(self.model_dir, since=started_wall, train_steps=self._train_steps),
-            expected,
-        ):
-            if not logged:
-                log.info("serving until %d training tasks finish", len(expected))
-                logged = True
-            self.sleep(0.5)
-        log.info("all training tasks finished; server exits")
+        schedules.run_std_server(self._run())
 
     def test(self) -> dict[str, Any]:
         """Train 1 step, evaluate 1 step and export: a smoke test of the whole pipeline.
@@ -666,17 +395,4 @@ class Experiment:
         Returns:
             The evaluation result.
         """
-        self._estimator.train(self._train_input_fn, hooks=list(self._train_hooks), steps=1)
-        result = self._estimator.evaluate(
-            self._eval_input_fn, steps=1, hooks=list(self._eval_hooks)
-        )
-        result = self._evaluated(dict(result))
-        latest = self._latest()
-        ex.run_exports(
-            self._export_strategies,
-            self._estimator,
-            checkpoint_path=latest.path if latest else None,
-            eval_result=result,
-            is_final=True,
-        )
-        return result
+        return schedules.smoke_test(self._run())

@@ -9,14 +9,14 @@ from collections.abc import Callable
 from typing import Any
 
 from core.errors import ConfigError, ConfigTypeError
-from core.schedule import SCHEDULE_NAMES, default_schedule, parse_schedule
+from core.schedule import check_schedule_member, check_schedule_name, default_schedule
 from core.tf_config import TFConfig
 from shell.experiment import Experiment
 
 log = logging.getLogger("tfexperiment")
 
 
-def _build(experiment_fn: Callable[..., Any], output_dir: str) -> Any:
+def _build(experiment_fn: Callable[..., Any], output_dir: Any) -> Any:
     try:
         params = inspect.signature(experiment_fn).parameters
     except (TypeError, ValueError):
@@ -27,7 +27,9 @@ def _build(experiment_fn: Callable[..., Any], output_dir: str) -> Any:
 
 
 def run_experiment(
-    experiment_fn: Callable[..., Experiment], output_dir: str, schedule: str | None = None
+    experiment_fn: Callable[..., Experiment],
+    output_dir: str | os.PathLike[str],
+    schedule: str | None = None,
 ) -> Any:
     """Make an Experiment with ``experiment_fn(output_dir)`` and run a schedule of it.
 
@@ -35,7 +37,8 @@ def run_experiment(
         experiment_fn: Builds the Experiment; receives ``output_dir`` (use it as the
             estimator's ``model_dir``).
         output_dir: Base output directory.
-        schedule: The Experiment method to run; None picks the task's default from
+        schedule: The Experiment method to run (one of the schedules, or a public
+            method an Experiment subclass defines); None picks the task's default from
             ``TF_CONFIG`` (evaluator → continuous_eval, ps → run_std_server, worker →
             train, chief/master/single machine → train_and_evaluate).
 
@@ -43,13 +46,16 @@ def run_experiment(
         What the schedule returns.
 
     Raises:
-        ValueError: ``output_dir`` is empty, ``schedule`` is not a schedule, or
+        ValueError: ``output_dir`` is empty, ``schedule`` is no public Experiment
+            method (or a configuration helper such as ``extend_train_hooks``), or
             TF_CONFIG is malformed or has no task type in a multi-task cluster.
-        TypeError: ``experiment_fn`` is not callable or does not return an Experiment,
-            or ``schedule`` names a non-callable member.
+        TypeError: ``output_dir`` is not a path, ``experiment_fn`` is not callable or
+            does not return an Experiment, or ``schedule`` names a non-callable member.
     """
     if not output_dir:
         raise ConfigError("output_dir", output_dir, "must be a non-empty path")
+    if not isinstance(output_dir, (str, os.PathLike)):
+        raise ConfigTypeError("output_dir", output_dir, "must be a path (str or os.PathLike)")
     if not callable(experiment_fn):
         raise ConfigTypeError("experiment_fn", experiment_fn, "must be callable")
     if schedule is None:
@@ -61,21 +67,15 @@ def run_experiment(
             name,
         )
     else:
-        if not isinstance(schedule, str):
-            raise ConfigTypeError("schedule", schedule, "must be a schedule name")
-        name = schedule
-    experiment = _build(experiment_fn, str(output_dir))
+        name = check_schedule_name(schedule)
+    experiment = _build(experiment_fn, os.fspath(output_dir))
     if not isinstance(experiment, Experiment):
         raise ConfigTypeError(
             "experiment_fn",
             experiment_fn,
             f"must return an Experiment, returned {type(experiment).__name__}",
         )
-    member = getattr(experiment, name, None)
-    if member is None or name.startswith("_"):
-        parse_schedule(name)  # raises with the list of valid schedules
-        raise ConfigError("schedule", name, f"valid: {', '.join(SCHEDULE_NAMES)}")
-    if not callable(member):
-        raise ConfigTypeError("schedule", name, "names a member of Experiment that is not callable")
-    parse_schedule(name)  # a callable member that is no schedule (reset_export_strategies, ...)
+    missing = object()
+    member: Any = getattr(experiment, name, missing)
+    check_schedule_member(name, exists=member is not missing, is_callable=callable(member))
     return member()

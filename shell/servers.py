@@ -52,7 +52,7 @@ def server_job(config: TFConfig) -> tuple[str, int, str]:
             "names no cluster task with an address: a server needs a 'cluster' and a "
             "'task' of type chief, master, worker or ps",
         )
-    return config.task_type.value, config.task_index, config.address
+    return str(config.task_job), config.task_index, config.address
 
 
 def start_server(

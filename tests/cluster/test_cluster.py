@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from shell.cluster import LocalCluster
+from shell.launcher import LocalCluster
 from tests.cluster.helpers import (
     ROOT,
     SPEC,

@@ -1,4 +1,4 @@
-"""Fast checks of the launcher's layout and the shutdown rules, without starting a cluster."""
+"""Fast checks of the launcher and the worker code, without starting a cluster."""
 
 from __future__ import annotations
 
@@ -14,32 +14,27 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core.completion import (
-    EndReason,
-    GateKind,
-    GateReason,
-    TaskDone,
-    is_current,
-    worker_gate,
-)
+from core.completion import EndReason
 from core.errors import ConfigError
 from core.schedule import Schedule, default_schedule
 from core.tf_config import TFConfig
-from shell import checkpoints as disk
-from shell.cluster import (
-    ChiefWatch,
+from core.workers import default_device_filters
+from shell import disk
+from shell.cli import add_cluster_parser
+from shell.launcher import (
     ClusterResult,
-    ReadinessProbe,
     TaskExit,
-    add_cluster_parser,
     check_spec,
     cluster_tasks,
-    default_device_filters,
     describe_exit,
-    ensure_device_filters,
     pick_free_ports,
     task_command,
     tf_configs,
+)
+from shell.worker import (
+    ChiefWatch,
+    ReadinessProbe,
+    ensure_device_filters,
 )
 
 EXPECTED_SCHEDULE = {
@@ -167,54 +162,6 @@ def test_device_filters_match_tf_run_config(monkeypatch: pytest.MonkeyPatch) -> 
         theirs = list(session_config.device_filters) if session_config is not None else None
         ours = default_device_filters(TFConfig.from_dict(doc))
         assert ours == (theirs or None), name
-
-
-@given(
-    written_at=st.floats(0, 1e9),
-    since=st.floats(0, 1e9),
-    final_step=st.integers(0, 10**6),
-    train_steps=st.none() | st.integers(0, 10**6),
-)
-def test_a_record_is_current_if_new_or_already_at_train_steps(
-    written_at: float, since: float, final_step: int, train_steps: int | None
-) -> None:
-    """Records older than this task are stale unless training to train_steps would be a no-op."""
-    record = TaskDone(task="chief-0", final_step=final_step, reason=EndReason.INPUT_EXHAUSTED)
-    current = is_current(record, written_at=written_at, since=since, train_steps=train_steps)
-    if written_at >= since:
-        assert current
-    else:
-        assert current == (train_steps is not None and final_step >= train_steps)
-
-
-@given(
-    chief_finished=st.booleans(),
-    ps_reachable=st.booleans(),
-    model_ready=st.booleans(),
-    waited=st.floats(0, 100),
-    max_wait=st.floats(0, 100),
-)
-def test_worker_gate(
-    chief_finished: bool, ps_reachable: bool, model_ready: bool, waited: float, max_wait: float
-) -> None:
-    """Skip once the chief finished; train when the model is ready or the wait ran out; else poll."""
-    gate = worker_gate(
-        chief_finished=chief_finished,
-        ps_reachable=ps_reachable,
-        model_ready=model_ready,
-        waited_secs=waited,
-        max_wait_secs=max_wait,
-        poll_secs=0.2,
-    )
-    if chief_finished:
-        assert gate.kind is GateKind.SKIP
-    elif ps_reachable and model_ready:
-        assert (gate.kind, gate.reason) == (GateKind.TRAIN, GateReason.MODEL_READY)
-    elif waited >= max_wait:
-        assert (gate.kind, gate.reason) == (GateKind.TRAIN, GateReason.GAVE_UP_WAITING)
-    else:
-        assert gate.kind is GateKind.WAIT and gate.sleep_secs == 0.2
-        assert gate.reason is (GateReason.NOT_READY if ps_reachable else GateReason.NO_PS)
 
 
 def test_stale_chief_record_is_ignored_until_it_reaches_train_steps(tmp_path: Path) -> None:

@@ -11,10 +11,16 @@ from hypothesis import strategies as st
 from core.completion import (
     DONE_DIR,
     EndReason,
+    ServeKind,
+    ServeReason,
     TaskDone,
     all_training_done,
     chief_final_step,
     done_file_name,
+    end_reason,
+    is_current,
+    is_final_export,
+    serve_decision,
     training_tasks,
 )
 from core.errors import ConfigError, ConfigTypeError
@@ -217,3 +223,84 @@ def test_more_records_never_undo_done(
     if all_training_done(done, expected):
         assert all_training_done(done + more, expected)
     assert all_training_done(done, frozenset())
+
+
+@given(
+    written_at=st.floats(0, 1e9),
+    since=st.floats(0, 1e9),
+    final_step=st.integers(0, 10**6),
+    train_steps=st.none() | st.integers(0, 10**6),
+)
+def test_a_record_is_current_if_new_or_already_at_train_steps(
+    written_at: float, since: float, final_step: int, train_steps: int | None
+) -> None:
+    """Records older than this task are stale unless training to train_steps would be a no-op."""
+    record = TaskDone(task="chief-0", final_step=final_step, reason=EndReason.INPUT_EXHAUSTED)
+    current = is_current(record, written_at=written_at, since=since, train_steps=train_steps)
+    if written_at >= since:
+        assert current
+    else:
+        assert current == (train_steps is not None and final_step >= train_steps)
+
+
+@given(reached=st.booleans(), chief_finished=st.booleans())
+def test_end_reason_precedence(reached: bool, chief_finished: bool) -> None:
+    """train_steps reached wins over the chief finishing, which wins over the input running out."""
+    reason = end_reason(reached=reached, chief_finished=chief_finished)
+    if reached:
+        assert reason is EndReason.TRAIN_STEPS_REACHED
+    elif chief_finished:
+        assert reason is EndReason.CHIEF_FINISHED
+    else:
+        assert reason is EndReason.INPUT_EXHAUSTED
+
+
+@given(
+    reached=st.booleans(),
+    step=st.integers(0, 10**6),
+    finished=st.none() | st.integers(0, 10**6),
+    ran_out=st.booleans(),
+)
+def test_final_export_rule(reached: bool, step: int, finished: int | None, ran_out: bool) -> None:
+    """An export is final once train_steps is reached, the chief's last step is reached, or input ran out."""
+    final = is_final_export(
+        reached=reached, step=step, finished_at_step=finished, input_ran_out=ran_out
+    )
+    assert final == (reached or ran_out or (finished is not None and step >= finished))
+    assert not is_final_export(reached=False, step=step)
+
+
+@given(
+    counts=job_counts,
+    done=st.lists(task_names, max_size=8),
+    last=st.none() | st.sampled_from(ServeReason),
+)
+def test_ps_serves_until_every_training_task_is_done(
+    counts: dict[str, int], done: list[str], last: ServeReason | None
+) -> None:
+    """A ps exits exactly when all training is done; it asks to log only on a change of reason."""
+    expected = training_tasks(counts)
+    records = [TaskDone(task=t, final_step=1, reason=EndReason.INPUT_EXHAUSTED) for t in done]
+    decision = serve_decision(records, expected, last_logged=last, poll_secs=0.5)
+    if all_training_done(records, expected):
+        assert (decision.kind, decision.reason) == (ServeKind.EXIT, ServeReason.TRAINING_DONE)
+    else:
+        assert (decision.kind, decision.sleep_secs) == (ServeKind.SERVE, 0.5)
+    assert decision.log == (decision.reason is not last)
+
+
+def test_a_serving_loop_logs_once() -> None:
+    """Applying serve decisions with the logged reason fed back logs the wait once, then the exit."""
+    expected = training_tasks({"chief": 1})
+    logged: list[ServeReason] = []
+    last: ServeReason | None = None
+    for records in (
+        [],
+        [],
+        [TaskDone(task="chief-0", final_step=3, reason=EndReason.INPUT_EXHAUSTED)],
+    ):
+        decision = serve_decision(records, expected, last_logged=last)
+        if decision.log:
+            logged.append(decision.reason)
+            last = decision.reason
+    assert logged == [ServeReason.TRAINING_RUNS, ServeReason.TRAINING_DONE]

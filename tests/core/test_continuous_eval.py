@@ -17,10 +17,10 @@ from hypothesis.stateful import (
 
 from core.checkpoints import Checkpoint
 from core.continuous_eval import (
+    EvalKind,
     EvalPolicy,
+    EvalReason,
     EvalState,
-    Kind,
-    Reason,
     decide,
     record_predicate,
     record_result,
@@ -38,8 +38,8 @@ def test_waits_for_a_first_checkpoint_and_logs_it_once() -> None:
     state = EvalState(started_at=0.0)
     first, state = decide(state, policy, now=0.0, latest=None)
     second, state = decide(state, policy, now=0.05, latest=None)
-    assert (first.kind, first.reason, first.log) == (Kind.WAIT, Reason.NO_CHECKPOINT, True)
-    assert (second.kind, second.log) == (Kind.WAIT, False)
+    assert (first.kind, first.reason, first.log) == (EvalKind.WAIT, EvalReason.NO_CHECKPOINT, True)
+    assert (second.kind, second.log) == (EvalKind.WAIT, False)
     assert second.sleep_secs == policy.poll_secs
 
 
@@ -48,12 +48,12 @@ def test_new_checkpoint_is_evaluated_promptly_once_throttle_elapsed() -> None:
     policy = EvalPolicy(throttle_secs=5)
     state = EvalState(started_at=0.0)
     d, state = decide(state, policy, now=0.0, latest=ckpt(1))
-    assert d.kind is Kind.EVALUATE
+    assert d.kind is EvalKind.EVALUATE
     state = record_result(state, global_step=1)
     d, state = decide(state, policy, now=100.0, latest=ckpt(1))
-    assert (d.kind, d.reason, d.sleep_secs) == (Kind.WAIT, Reason.NO_NEW_CHECKPOINT, 0.05)
+    assert (d.kind, d.reason, d.sleep_secs) == (EvalKind.WAIT, EvalReason.NO_NEW_CHECKPOINT, 0.05)
     d, state = decide(state, policy, now=100.05, latest=ckpt(2))
-    assert d.kind is Kind.EVALUATE and d.checkpoint == ckpt(2)
+    assert d.kind is EvalKind.EVALUATE and d.checkpoint == ckpt(2)
 
 
 def test_throttle_is_a_gap_between_starts() -> None:
@@ -62,7 +62,7 @@ def test_throttle_is_a_gap_between_starts() -> None:
     _, state = decide(EvalState(started_at=0.0), policy, now=0.0, latest=ckpt(1))
     state = record_result(state, global_step=1)
     d, _ = decide(state, policy, now=4.0, latest=ckpt(2))
-    assert (d.kind, d.reason, d.sleep_secs) == (Kind.WAIT, Reason.THROTTLED, 6.0)
+    assert (d.kind, d.reason, d.sleep_secs) == (EvalKind.WAIT, EvalReason.THROTTLED, 6.0)
 
 
 @given(throttle=st.floats(0, 10_000), cap=st.floats(0.01, 5), now=st.floats(0, 10_000))
@@ -71,7 +71,7 @@ def test_no_wait_is_longer_than_max_sleep(throttle: float, cap: float, now: floa
     policy = EvalPolicy(throttle_secs=throttle, max_sleep_secs=cap)
     _, state = decide(EvalState(started_at=0.0), policy, now=0.0, latest=ckpt(1))
     d, _ = decide(state, policy, now=now, latest=ckpt(2))
-    if d.kind is Kind.WAIT:
+    if d.kind is EvalKind.WAIT:
         assert d.sleep_secs <= max(cap, policy.poll_secs)
 
 
@@ -79,14 +79,14 @@ def test_start_delay_waits_the_remaining_time() -> None:
     """The first evaluation waits until eval_delay_secs after the loop started."""
     policy = EvalPolicy(eval_delay_secs=30, max_sleep_secs=100)
     d, _ = decide(EvalState(started_at=100.0), policy, now=110.0, latest=ckpt(1))
-    assert (d.kind, d.reason, d.sleep_secs) == (Kind.WAIT, Reason.START_DELAY, 20.0)
+    assert (d.kind, d.reason, d.sleep_secs) == (EvalKind.WAIT, EvalReason.START_DELAY, 20.0)
 
 
 def test_predicate_false_stops() -> None:
     """A continue-predicate answering False stops the loop."""
     state = record_predicate(EvalState(started_at=0.0), keep_going=False)
     d, _ = decide(state, EvalPolicy(), now=0.0, latest=ckpt(3))
-    assert (d.kind, d.reason) == (Kind.STOP, Reason.PREDICATE)
+    assert (d.kind, d.reason) == (EvalKind.STOP, EvalReason.PREDICATE)
 
 
 @given(train_steps=st.integers(0, 10_000), step=st.integers(0, 20_000))
@@ -95,7 +95,7 @@ def test_stops_once_result_reaches_train_steps(train_steps: int, step: int) -> N
     policy = EvalPolicy(train_steps=train_steps, throttle_secs=0)
     state = record_result(EvalState(started_at=0.0), global_step=step)
     d, _ = decide(state, policy, now=1.0, latest=ckpt(step + 1))
-    assert (d.kind is Kind.STOP) == (step >= train_steps)
+    assert (d.kind is EvalKind.STOP) == (step >= train_steps)
 
 
 def test_finished_training_evaluates_final_checkpoint_despite_throttle_then_stops() -> None:
@@ -104,19 +104,19 @@ def test_finished_training_evaluates_final_checkpoint_despite_throttle_then_stop
     _, state = decide(EvalState(started_at=0.0), policy, now=0.0, latest=ckpt(1))
     state = record_result(state, global_step=1)
     d, state = decide(state, policy, now=1.0, latest=ckpt(9), finished_at_step=9)
-    assert d.kind is Kind.EVALUATE and d.checkpoint == ckpt(9)
+    assert d.kind is EvalKind.EVALUATE and d.checkpoint == ckpt(9)
     state = record_result(state, global_step=9)
     d, _ = decide(state, policy, now=2.0, latest=ckpt(9), finished_at_step=9)
-    assert (d.kind, d.reason) == (Kind.STOP, Reason.TRAINING_FINISHED)
+    assert (d.kind, d.reason) == (EvalKind.STOP, EvalReason.TRAINING_FINISHED)
 
 
 def test_finished_training_without_new_checkpoint_stops() -> None:
     """Finished training whose last checkpoint was evaluated (or vanished) never hangs."""
     _, state = decide(EvalState(started_at=0.0), EvalPolicy(), now=0.0, latest=ckpt(5))
     d, _ = decide(state, EvalPolicy(), now=1.0, latest=ckpt(5), finished_at_step=7)
-    assert d.kind is Kind.STOP
+    assert d.kind is EvalKind.STOP
     d, _ = decide(EvalState(started_at=0.0), EvalPolicy(), now=1.0, latest=None, finished_at_step=0)
-    assert d.kind is Kind.STOP
+    assert d.kind is EvalKind.STOP
 
 
 def test_vanished_checkpoint_does_not_charge_the_throttle() -> None:
@@ -126,9 +126,9 @@ def test_vanished_checkpoint_does_not_charge_the_throttle() -> None:
     d, after = decide(before, policy, now=0.0, latest=ckpt(1))
     state = record_vanished(after, before=before)
     d, state = decide(state, policy, now=0.1, latest=ckpt(1))
-    assert d.kind is Kind.WAIT and d.reason is Reason.NO_NEW_CHECKPOINT
+    assert d.kind is EvalKind.WAIT and d.reason is EvalReason.NO_NEW_CHECKPOINT
     d, _ = decide(state, policy, now=0.2, latest=ckpt(2))
-    assert d.kind is Kind.EVALUATE and d.checkpoint == ckpt(2)
+    assert d.kind is EvalKind.EVALUATE and d.checkpoint == ckpt(2)
 
 
 def test_not_only_once_reevaluates_after_throttle() -> None:
@@ -136,9 +136,9 @@ def test_not_only_once_reevaluates_after_throttle() -> None:
     policy = EvalPolicy(throttle_secs=10, evaluate_checkpoint_only_once=False, max_sleep_secs=60)
     _, state = decide(EvalState(started_at=0.0), policy, now=0.0, latest=ckpt(1))
     d, state = decide(state, policy, now=5.0, latest=ckpt(1))
-    assert (d.kind, d.sleep_secs) == (Kind.WAIT, 5.0)
+    assert (d.kind, d.sleep_secs) == (EvalKind.WAIT, 5.0)
     d, _ = decide(state, policy, now=10.0, latest=ckpt(1))
-    assert d.kind is Kind.EVALUATE
+    assert d.kind is EvalKind.EVALUATE
 
 
 @given(
@@ -170,9 +170,9 @@ def test_wait_is_positive_and_evaluate_only_latest(
     )
     latest = None if latest_step is None else ckpt(latest_step)
     d, new = decide(state, policy, now=now, latest=latest)
-    if d.kind is Kind.WAIT:
+    if d.kind is EvalKind.WAIT:
         assert 0 < d.sleep_secs < float("inf")
-    if d.kind is Kind.EVALUATE:
+    if d.kind is EvalKind.EVALUATE:
         assert d.checkpoint == latest
         assert new.last_eval_start == now
 
@@ -209,7 +209,7 @@ class ContinuousEvalMachine(RuleBasedStateMachine):
         self.saved_at: dict[int, float] = {}
         self.pending: Checkpoint | None = None
         self.evals: list[_Eval] = []
-        self.stopped: Reason | None = None
+        self.stopped: EvalReason | None = None
         self.finished_at: int | None = None
         self.last_wait_until: float | None = None
 
@@ -258,12 +258,12 @@ class ContinuousEvalMachine(RuleBasedStateMachine):
             latest=self.latest(),
             finished_at_step=self.finished_at,
         )
-        if d.kind is Kind.EVALUATE:
+        if d.kind is EvalKind.EVALUATE:
             assert d.checkpoint is not None
             assert d.checkpoint == self.latest(), "only the latest existing checkpoint"
             self.evals.append(_Eval(d.checkpoint, self.now, final=self.finished_at is not None))
             self.pending = d.checkpoint
-        elif d.kind is Kind.WAIT:
+        elif d.kind is EvalKind.WAIT:
             assert d.sleep_secs > 0
             self.check_wait_not_past_due(d.sleep_secs)
             self.now += d.sleep_secs
@@ -323,7 +323,7 @@ class ContinuousEvalMachine(RuleBasedStateMachine):
         done = self.state.last_result_step
         if done is not None and done >= self.policy.train_steps and self.pending is None:
             d, _ = decide(self.state, self.policy, now=self.now, latest=self.latest())
-            assert d.kind is Kind.STOP
+            assert d.kind is EvalKind.STOP
 
     @invariant()
     def never_evaluates_past_the_start_delay(self) -> None:

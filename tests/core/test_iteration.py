@@ -6,12 +6,14 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from core.completion import is_final_export
 from core.errors import ConfigError, ConfigTypeError
 from core.iteration import (
     DEFAULT_ITERATION_STEPS,
     IterationDecision,
-    Step,
-    StopReason,
+    IterationKind,
+    IterationReason,
+    after_iteration,
     input_ran_out,
     iteration_size,
     next_iteration,
@@ -91,7 +93,7 @@ def test_predicate_stop_comes_first(size: int | None, total: int | None, global_
         global_step=global_step,
         keep_going=False,
     )
-    assert decision == IterationDecision(step=Step.STOP, reason=StopReason.PREDICATE)
+    assert decision == IterationDecision(kind=IterationKind.STOP, reason=IterationReason.PREDICATE)
 
 
 @given(size=st.none() | user_sizes, global_step=st.integers(0, 10**9))
@@ -100,7 +102,7 @@ def test_without_train_steps_training_never_finishes(size: int | None, global_st
     decision = next_iteration(
         train_steps_per_iteration=size, train_steps=None, global_step=global_step, keep_going=True
     )
-    assert decision.step is Step.TRAIN
+    assert decision.kind is IterationKind.TRAIN
     assert decision.steps == iteration_size(size, None)
 
 
@@ -116,7 +118,9 @@ def test_stops_once_train_steps_is_reached(size: int | None, total: int, past: i
     decision = next_iteration(
         train_steps_per_iteration=size, train_steps=total, global_step=total + past, keep_going=True
     )
-    assert decision == IterationDecision(step=Step.STOP, reason=StopReason.TRAINING_FINISHED)
+    assert decision == IterationDecision(
+        kind=IterationKind.STOP, reason=IterationReason.TRAINING_FINISHED
+    )
 
 
 @settings(max_examples=200)
@@ -141,8 +145,8 @@ def test_iterations_stop_exactly_at_train_steps(size: int | None, total: int, st
             global_step=global_step,
             keep_going=True,
         )
-        if decision.step is Step.STOP:
-            assert decision.reason is StopReason.TRAINING_FINISHED
+        if decision.kind is IterationKind.STOP:
+            assert decision.reason is IterationReason.TRAINING_FINISHED
             break
         assert 1 <= decision.steps <= full
         assert global_step + decision.steps <= total
@@ -166,6 +170,30 @@ def test_an_iteration_cut_short_means_the_input_ran_out(requested: int, trained:
         last_trained_steps=trained,
         last_requested_steps=requested,
     )
-    assert (decision.step is Step.STOP) == ran_out
+    assert (decision.kind is IterationKind.STOP) == ran_out
     if ran_out:
-        assert decision.reason is StopReason.INPUT_EXHAUSTED
+        assert decision.reason is IterationReason.INPUT_EXHAUSTED
+
+
+@given(
+    requested=st.none() | st.integers(1, 10_000),
+    trained=st.integers(0, 10_000),
+    has_checkpoint=st.booleans(),
+    reached=st.booleans(),
+)
+def test_after_an_iteration(
+    requested: int | None, trained: int, has_checkpoint: bool, reached: bool
+) -> None:
+    """An iteration that trained nothing (or left no checkpoint) is not evaluated; the final rule is shared."""
+    outcome = after_iteration(
+        requested=requested,
+        trained=trained,
+        has_checkpoint=has_checkpoint,
+        reached=reached,
+        step=trained,
+    )
+    assert outcome.evaluate == (has_checkpoint and trained > 0)
+    assert outcome.ran_out == input_ran_out(requested=requested, trained=trained)
+    assert outcome.final == is_final_export(
+        reached=reached, step=trained, input_ran_out=outcome.ran_out
+    )

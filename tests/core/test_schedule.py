@@ -8,8 +8,16 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from core.errors import ScheduleError
-from core.schedule import SCHEDULE_NAMES, Schedule, default_schedule, parse_schedule
+from core.errors import ConfigTypeError, ScheduleError
+from core.schedule import (
+    CONFIGURATION_HELPERS,
+    SCHEDULE_NAMES,
+    Schedule,
+    check_schedule_member,
+    check_schedule_name,
+    default_schedule,
+    parse_schedule,
+)
 from core.tf_config import TaskType, TFConfig
 
 # The Experiment methods a schedule may name (the seed's API).
@@ -159,3 +167,44 @@ def test_exactly_the_training_tasks_train(config: TFConfig) -> None:
     training = {Schedule.TRAIN, Schedule.TRAIN_AND_EVALUATE}
     trains = default_schedule(config) in training
     assert trains == (config.task_type not in (TaskType.PS, TaskType.EVALUATOR))
+
+
+names = st.text(alphabet="abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=12)
+
+
+@given(
+    name=names | st.sampled_from(sorted(CONFIGURATION_HELPERS)),
+    exists=st.booleans(),
+    is_callable=st.booleans(),
+)
+def test_any_public_callable_member_but_a_helper_runs(
+    name: str, exists: bool, is_callable: bool
+) -> None:
+    """A public callable member runs (learn_runner); private names, helpers and missing members are ValueErrors; non-callables TypeErrors."""
+    refused = name.startswith("_") or name in CONFIGURATION_HELPERS
+    if refused or not exists:
+        with pytest.raises(ScheduleError) as info:
+            check_schedule_member(name, exists=exists, is_callable=is_callable)
+        assert all(s in str(info.value) for s in SCHEDULE_NAMES)
+    elif not is_callable:
+        with pytest.raises(ConfigTypeError, match="not callable"):
+            check_schedule_member(name, exists=exists, is_callable=is_callable)
+    else:
+        assert check_schedule_member(name, exists=exists, is_callable=is_callable) == name
+
+
+@pytest.mark.parametrize("name", [3, None, b"train"])
+def test_a_schedule_name_must_be_a_string(name: Any) -> None:
+    """A schedule that is not a str is a ConfigTypeError naming schedule."""
+    with pytest.raises(ConfigTypeError) as info:
+        check_schedule_name(name)
+    assert info.value.field == "schedule"
+
+
+def test_a_task_of_an_extra_job_has_no_default_schedule() -> None:
+    """A task of a job TF accepts but we know no schedule for is told to give --schedule."""
+    config = TFConfig.from_json(
+        '{"cluster": {"chief": ["c:1"], "foo": ["f:2"]}, "task": {"type": "foo", "index": 0}}'
+    )
+    with pytest.raises(ScheduleError, match="give --schedule"):
+        default_schedule(config)

@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 
 from core.errors import ConfigError, ConfigTypeError
 from core.train_eval import (
-    Action,
-    SkipReason,
+    TrainEvalKind,
     TrainEvalPolicy,
+    TrainEvalReason,
     TrainEvalState,
     after_save,
     final_evaluation_owed,
@@ -31,12 +31,12 @@ def run(baseline: int, n: int | None, saved: list[int]) -> tuple[list[int], Trai
     evaluated: list[int] = []
     for step in saved:
         decision, new_state = after_save(state, policy, saved_step=step)
-        if decision.action is Action.EVALUATE:
-            assert decision.reason is SkipReason.NONE
+        if decision.kind is TrainEvalKind.EVALUATE:
+            assert decision.reason is TrainEvalReason.DUE
             assert new_state.last_evaluated_step == step
             evaluated.append(step)
         else:
-            assert decision.reason is not SkipReason.NONE
+            assert decision.reason is not TrainEvalReason.DUE
             assert new_state == state, "a skip changes nothing"
         state = new_state
     return evaluated, state
@@ -80,8 +80,8 @@ def test_none_or_zero_cadence_never_evaluates_during_training(
     state = TrainEvalState(baseline_step=baseline)
     for step in saved:
         decision, new_state = after_save(state, policy, saved_step=step)
-        assert decision.action is Action.SKIP
-        assert decision.reason is SkipReason.ONLY_AT_END
+        assert decision.kind is TrainEvalKind.SKIP
+        assert decision.reason is TrainEvalReason.ONLY_AT_END
         assert new_state == state
 
 
@@ -94,7 +94,10 @@ def test_start_checkpoint_is_never_evaluated(baseline: int, n: int) -> None:
         TrainEvalPolicy(eval_every_n_steps=n),
         saved_step=baseline,
     )
-    assert (decision.action, decision.reason) == (Action.SKIP, SkipReason.ALREADY_EVALUATED)
+    assert (decision.kind, decision.reason) == (
+        TrainEvalKind.SKIP,
+        TrainEvalReason.ALREADY_EVALUATED,
+    )
 
 
 @settings(max_examples=200)

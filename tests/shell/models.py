@@ -9,7 +9,9 @@ from typing import Any
 
 import numpy as np
 
+from core.settings import ExperimentSettings
 from shell._tf import tf
+from shell.experiment import Experiment
 
 N_ROWS = 64
 
@@ -217,3 +219,20 @@ def training_in_background(estimator: Any, max_steps: int) -> Iterator[list[Base
         thread.join(timeout=60)
         if thread.is_alive():
             errors.append(TimeoutError("the background trainer did not finish within 60 s"))
+
+
+SEAMS = ("clock", "sleep", "poll_secs")
+PARTS = ("train_hooks", "eval_hooks", "export_strategies")
+
+
+def experiment(estimator: Any, train_input_fn: Any, eval_input_fn: Any, **kwargs: Any) -> Any:
+    """An Experiment built with `Experiment.from_settings`: the seed's keyword arguments plus
+    the test seams ``clock=``, ``sleep=`` and ``poll_secs=``."""
+    extra = {k: kwargs.pop(k) for k in (*SEAMS, *PARTS) if k in kwargs}
+    return Experiment.from_settings(
+        estimator,
+        train_input_fn,
+        eval_input_fn,
+        settings=ExperimentSettings(**kwargs),
+        **extra,
+    )

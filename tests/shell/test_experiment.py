@@ -10,10 +10,12 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
-from shell import Experiment, ExportStrategy, run_experiment
-from shell import checkpoints as disk
+from core.errors import ConfigTypeError, FieldError
+from core.settings import ExperimentSettings
+from shell import Experiment, ExportStrategy, disk, run_experiment
 from shell._tf import tf
 from tests.shell import models
 
@@ -23,7 +25,8 @@ _EMPTY = inspect.Parameter.empty
 
 def _experiment(model_dir: str, **kwargs: Any) -> Experiment:
     kwargs.setdefault("eval_steps", None)
-    return Experiment(
+    build = models.experiment if set(kwargs) & set(models.SEAMS) else Experiment
+    return build(
         models.estimator(model_dir),
         models.input_fn(repeat=True),
         models.input_fn(repeat=False),
@@ -306,12 +309,13 @@ def test_train_stopped_by_finite_input_records_input_exhausted(tmp_path: Path) -
 
 
 def test_train_delay_secs_sleeps_via_experiment_sleep(tmp_path: Path) -> None:
-    """train(delay_secs=...) waits through `experiment.sleep` before training starts."""
+    """train(delay_secs=...) waits through the experiment's `sleep` before training starts."""
     spy = models.SpyEstimator(str(tmp_path))
     events: list[Any] = []
     spy.on_train = lambda: events.append("train")
-    experiment = Experiment(spy, models.raising_input_fn, models.raising_input_fn, train_steps=3)
-    experiment.sleep = events.append
+    experiment = models.experiment(
+        spy, models.raising_input_fn, models.raising_input_fn, train_steps=3, sleep=events.append
+    )
     experiment.train(delay_secs=2.5)
     assert events == [2.5, "train"]
     assert spy.train_calls[0]["max_steps"] == 3
@@ -353,13 +357,12 @@ def test_evaluate_runs_eval_steps_or_until_input_ends(
 
 
 def test_evaluate_delay_defaults_to_eval_delay_secs(tmp_path: Path) -> None:
-    """evaluate() sleeps eval_delay_secs via experiment.sleep unless delay_secs is given."""
+    """evaluate() sleeps eval_delay_secs via the experiment's sleep unless delay_secs is given."""
     spy = models.SpyEstimator(str(tmp_path))
-    experiment = Experiment(
-        spy, models.raising_input_fn, models.raising_input_fn, eval_delay_secs=4
-    )
     slept: list[float] = []
-    experiment.sleep = slept.append
+    experiment = models.experiment(
+        spy, models.raising_input_fn, models.raising_input_fn, eval_delay_secs=4, sleep=slept.append
+    )
     experiment.evaluate()
     experiment.evaluate(delay_secs=1.5)
     experiment.evaluate(delay_secs=0)
@@ -397,10 +400,6 @@ def driven(tmp_path_factory: pytest.TempPathFactory) -> _Driven:
     model_dir = str(tmp_path_factory.mktemp("driven") / "model")
     out = _Driven()
     trainer = models.estimator(model_dir)
-    experiment = _experiment(
-        model_dir, train_steps=30, export_strategies=ExportStrategy("rec", out.exports)
-    )
-    experiment.on_evaluation(out.evaluated.append)
 
     def sleep(secs: float) -> None:
         out.polls += 1
@@ -411,7 +410,13 @@ def driven(tmp_path_factory: pytest.TempPathFactory) -> _Driven:
         out.predicate_calls.append(result)
         return True
 
-    experiment.sleep = sleep
+    experiment = _experiment(
+        model_dir,
+        train_steps=30,
+        export_strategies=ExportStrategy("rec", out.exports),
+        sleep=sleep,
+    )
+    experiment.on_evaluation(out.evaluated.append)
     logger = logging.getLogger("tfexperiment")
     handler = _ListHandler(out.messages)
     old_level = logger.level
@@ -522,7 +527,7 @@ def test_continuous_eval_stops_when_a_background_trainer_reaches_train_steps(
 
 
 class _FakeClock:
-    """A clock for `experiment.clock` that `sleep` advances by at most `max_step` seconds."""
+    """An Experiment's `clock=` that its `sleep` advances by at most `max_step` seconds."""
 
     def __init__(self, max_step: float = float("inf")) -> None:
         self.now = 0.0
@@ -552,8 +557,7 @@ def test_continuous_eval_throttle_is_a_minimum_gap_between_starts(
         if step < 70:  # the trainer saves the next checkpoint at once
             trainer.train(models.input_fn(repeat=True), max_steps=step + 10)
 
-    experiment = _experiment(model_dir, train_steps=70)
-    experiment.clock, experiment.sleep = clock, clock.sleep
+    experiment = _experiment(model_dir, train_steps=70, clock=clock, sleep=clock.sleep)
     experiment.on_evaluation(on_evaluation)
     experiment.continuous_eval(throttle_delay_secs=10)
     assert starts == [(50, 0.0), (60, 10.0), (70, 20.0)]
@@ -566,8 +570,7 @@ def test_continuous_eval_waits_the_start_delay_first(model_dir: str) -> None:
     """continuous_eval(delay_secs=5) sleeps 5 s (in <= 1 s slices) before the first evaluation."""
     clock = _FakeClock()
     starts: list[float] = []
-    experiment = _experiment(model_dir, train_steps=TRAINED_STEPS)
-    experiment.clock, experiment.sleep = clock, clock.sleep
+    experiment = _experiment(model_dir, train_steps=TRAINED_STEPS, clock=clock, sleep=clock.sleep)
     experiment.on_evaluation(lambda result: starts.append(clock.now))
     experiment.continuous_eval(delay_secs=5, throttle_delay_secs=0)
     assert starts == [5.0]
@@ -596,11 +599,12 @@ def test_continuous_eval_restart_does_not_re_evaluate(model_dir: str) -> None:
     first.continuous_eval(throttle_delay_secs=0, continuous_eval_predicate_fn=lambda r: r is None)
     assert _steps(first_seen) == [TRAINED_STEPS]
 
-    second = _experiment(model_dir)
+    trainer = models.estimator(model_dir)
+    second = _experiment(
+        model_dir, sleep=lambda secs: trainer.train(models.input_fn(repeat=True), steps=10)
+    )
     second_seen: list[dict[str, Any]] = []
     second.on_evaluation(second_seen.append)
-    trainer = models.estimator(model_dir)
-    second.sleep = lambda secs: trainer.train(models.input_fn(repeat=True), steps=10)
     second.continuous_eval(throttle_delay_secs=0, continuous_eval_predicate_fn=lambda r: r is None)
     assert _steps(second_seen) == [TRAINED_STEPS + 10]
 
@@ -643,3 +647,95 @@ def test_test_trains_one_step_evaluates_and_exports(tmp_path: Path) -> None:
     assert int(result["global_step"]) == 1
     assert counter.runs == 1
     assert exports.calls == [(os.path.join(model_dir, "model.ckpt-1"), result)]
+
+
+# ---------------------------------------------------------------- settings & seams
+
+
+def test_settings_are_one_frozen_record(tmp_path: Path) -> None:
+    """The constructor's schedule arguments become one ExperimentSettings; properties read it."""
+    spy = models.SpyEstimator(str(tmp_path))
+    experiment = Experiment(
+        spy, models.raising_input_fn, models.raising_input_fn, train_steps=7, eval_steps=None
+    )
+    assert experiment.settings == ExperimentSettings(train_steps=7, eval_steps=None)
+    assert (experiment.train_steps, experiment.eval_steps) == (7, None)
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        experiment.settings.train_steps = 8  # type: ignore[misc]
+
+
+def test_from_settings_builds_the_same_experiment(tmp_path: Path) -> None:
+    """Experiment.from_settings(settings=...) runs with those settings and the seams given."""
+    spy = models.SpyEstimator(str(tmp_path))
+    slept: list[float] = []
+    settings = ExperimentSettings(train_steps=3, eval_delay_secs=2)
+    experiment = Experiment.from_settings(
+        spy,
+        models.raising_input_fn,
+        models.raising_input_fn,
+        settings=settings,
+        sleep=slept.append,
+    )
+    experiment.evaluate()
+    assert experiment.settings is settings and slept == [2]
+    experiment.train()
+    assert spy.train_calls[0]["max_steps"] == 3
+
+
+def test_from_settings_needs_a_settings_record(tmp_path: Path) -> None:
+    """from_settings with something else than an ExperimentSettings is a TypeError naming settings."""
+    with pytest.raises(TypeError, match="settings"):
+        Experiment.from_settings(
+            models.SpyEstimator(str(tmp_path)),
+            models.raising_input_fn,
+            models.raising_input_fn,
+            settings={"train_steps": 3},  # type: ignore[arg-type]
+        )
+
+
+def test_seams_are_not_public_attributes(tmp_path: Path) -> None:
+    """clock and sleep are constructor arguments of from_settings, not attributes to assign."""
+    experiment = Experiment(
+        models.SpyEstimator(str(tmp_path)), models.raising_input_fn, models.raising_input_fn
+    )
+    assert not hasattr(experiment, "clock") and not hasattr(experiment, "sleep")
+
+
+@pytest.mark.parametrize("field", ["train_hooks", "eval_hooks"])
+@pytest.mark.parametrize("element", [5, "hook", None, object()])
+def test_hook_elements_must_be_session_run_hooks(tmp_path: Path, field: str, element: Any) -> None:
+    """train_hooks=[5] fails at construction with a TypeError naming train_hooks[0]."""
+    spy = models.SpyEstimator(str(tmp_path))
+    hooks = [tf.estimator.SessionRunHook(), element]
+    with pytest.raises(ConfigTypeError) as info:
+        Experiment(spy, models.raising_input_fn, models.raising_input_fn, **{field: hooks})
+    assert info.value.field == f"{field}[1]"
+    assert spy.train_calls == []
+
+
+def test_extended_hooks_are_checked_too(tmp_path: Path) -> None:
+    """extend_train_hooks([5]) is a TypeError naming additional_hooks[0]."""
+    experiment = Experiment(
+        models.SpyEstimator(str(tmp_path)), models.raising_input_fn, models.raising_input_fn
+    )
+    with pytest.raises(ConfigTypeError) as info:
+        experiment.extend_train_hooks([5])
+    assert info.value.field == "additional_hooks[0]"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("delay_workers_by_global_step", "yes"), ("train_steps", 2**70), ("eval_delay_secs", -1)],
+)
+def test_bad_settings_are_value_errors_naming_the_field(
+    tmp_path: Path, field: str, value: Any
+) -> None:
+    """A bad schedule setting is a ValueError (the seed's Raises) naming the field."""
+    with pytest.raises(ValueError) as info:
+        Experiment(
+            models.SpyEstimator(str(tmp_path)),
+            models.raising_input_fn,
+            models.raising_input_fn,
+            **{field: value},
+        )
+    assert isinstance(info.value, FieldError) and info.value.field == field

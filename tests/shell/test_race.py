@@ -43,8 +43,13 @@ def _point_latest_at(model_dir: str, step: int) -> None:
 
 def _experiment(model_dir: str, **kwargs: Any) -> Experiment:
     kwargs.setdefault("eval_input_fn", models.input_fn(repeat=False))
-    return Experiment(
-        models.estimator(model_dir), models.input_fn(repeat=True), eval_steps=None, **kwargs
+    eval_input_fn = kwargs.pop("eval_input_fn")
+    return models.experiment(
+        models.estimator(model_dir),
+        models.input_fn(repeat=True),
+        eval_input_fn,
+        eval_steps=None,
+        **kwargs,
     )
 
 
@@ -70,11 +75,6 @@ def test_vanished_checkpoint_is_skipped_once_and_the_next_evaluated(
 ) -> None:
     """A listed checkpoint whose data files are gone is skipped with one warning; the next is evaluated."""
     caplog.set_level(logging.INFO, logger="tfexperiment")
-    experiment = _experiment(
-        broken_dir, train_steps=40, eval_hooks=[models.StepCounter()] if hooks else None
-    )
-    seen: list[int] = []
-    experiment.on_evaluation(lambda r: seen.append(int(r["global_step"])))
     polls: list[float] = []
 
     def sleep(secs: float) -> None:
@@ -82,7 +82,14 @@ def test_vanished_checkpoint_is_skipped_once_and_the_next_evaluated(
         if len(polls) == 3:  # the trainer "saves" step 40 a little later
             _point_latest_at(broken_dir, 40)
 
-    experiment.sleep = sleep
+    experiment = _experiment(
+        broken_dir,
+        train_steps=40,
+        eval_hooks=[models.StepCounter()] if hooks else None,
+        sleep=sleep,
+    )
+    seen: list[int] = []
+    experiment.on_evaluation(lambda r: seen.append(int(r["global_step"])))
     result = experiment.continuous_eval(throttle_delay_secs=0)
     assert seen == [40] and int(result["global_step"]) == 40
     warnings = [r for r in caplog.records if VANISHED in r.getMessage()]

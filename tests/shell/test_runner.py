@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from core.errors import FieldError
+from core.errors import ConfigTypeError, FieldError
 from core.schedule import SCHEDULE_NAMES
 from shell import Experiment, run_experiment
 from tests.shell import models
@@ -172,3 +172,64 @@ def test_malformed_tf_config_is_a_value_error_naming_the_field(
     with pytest.raises(ValueError, match=field) as info:
         run_experiment(_never_called, str(tmp_path))
     assert isinstance(info.value, FieldError) and info.value.field == field
+
+
+class _WithTask(Experiment):
+    """An Experiment subclass with its own schedule, a None member and a property."""
+
+    nothing = None
+
+    def my_task(self) -> str:
+        """A schedule the subclass defines."""
+        return f"ran my_task at {self.model_dir}"
+
+    @property
+    def flavour(self) -> str:
+        """A property (not callable)."""
+        return "plain"
+
+
+def _subclass_builder(output_dir: str) -> Experiment:
+    return _WithTask(
+        models.SpyEstimator(output_dir), models.raising_input_fn, models.raising_input_fn
+    )
+
+
+def test_a_public_method_of_a_subclass_runs_as_a_schedule(tmp_path: Path) -> None:
+    """schedule="my_task" runs the method an Experiment subclass defines (learn_runner)."""
+    assert run_experiment(_subclass_builder, str(tmp_path), "my_task") == (
+        f"ran my_task at {tmp_path}"
+    )
+
+
+@pytest.mark.parametrize(
+    "schedule",
+    ["_setup", "_run", "extend_train_hooks", "extend_eval_hooks", "from_settings"],
+)
+def test_private_names_and_configuration_helpers_are_refused(tmp_path: Path, schedule: str) -> None:
+    """Private names and the configuration helpers are no schedules, also on a subclass."""
+    with pytest.raises(ValueError, match="schedule") as info:
+        run_experiment(_subclass_builder, str(tmp_path), schedule)
+    assert isinstance(info.value, FieldError) and info.value.value == schedule
+
+
+@pytest.mark.parametrize("schedule", ["nothing", "flavour", "train_steps", "settings"])
+def test_a_member_that_is_not_callable_is_a_type_error(tmp_path: Path, schedule: str) -> None:
+    """A member holding None, or a property such as train_steps, raises TypeError."""
+    with pytest.raises(TypeError, match=schedule):
+        run_experiment(_subclass_builder, str(tmp_path), schedule)
+
+
+@pytest.mark.parametrize("output_dir", [5, 2.5, ["d"], object()])
+def test_an_output_dir_that_is_no_path_is_a_config_type_error(output_dir: Any) -> None:
+    """run_experiment(fn, 5) is a ConfigTypeError naming output_dir, before building."""
+    with pytest.raises(ConfigTypeError) as info:
+        run_experiment(_never_called, output_dir, "train")
+    assert info.value.field == "output_dir"
+
+
+def test_a_path_like_output_dir_is_accepted(tmp_path: Path) -> None:
+    """A pathlib.Path output_dir reaches the builder as a str."""
+    calls: list[str] = []
+    run_experiment(_spy_builder(calls), tmp_path, "evaluate")
+    assert calls == [str(tmp_path)]

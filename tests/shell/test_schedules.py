@@ -9,8 +9,7 @@ from typing import Any
 
 import pytest
 
-from shell import Experiment, ExportStrategy
-from shell import checkpoints as disk
+from shell import Experiment, ExportStrategy, disk
 from tests.shell import models
 
 

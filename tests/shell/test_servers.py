@@ -19,8 +19,7 @@ import pytest
 from core.completion import EndReason
 from core.retry import RetryPolicy, backoff_waits, total_wait_secs
 from core.tf_config import TaskType, TFConfig
-from shell import Experiment
-from shell import checkpoints as disk
+from shell import Experiment, disk
 from shell.servers import ServerStartError, start_server
 from tests.shell import models
 
@@ -131,9 +130,6 @@ def test_run_std_server_serves_until_training_tasks_are_done(
     """run_std_server starts the ps server and returns once the chief's completion record appears."""
     model_dir = str(tmp_path / "m")
     ps_port, chief_port = _free_port(), _free_port()
-    experiment = Experiment(
-        models.SpyEstimator(model_dir), models.raising_input_fn, models.raising_input_fn
-    )
     monkeypatch.setenv(
         "TF_CONFIG",
         json.dumps(
@@ -153,7 +149,12 @@ def test_run_std_server_serves_until_training_tasks_are_done(
                 model_dir, "chief-0", final_step=5, reason=EndReason.TRAIN_STEPS_REACHED
             )
 
-    experiment.sleep = sleep
+    experiment = models.experiment(
+        models.SpyEstimator(model_dir),
+        models.raising_input_fn,
+        models.raising_input_fn,
+        sleep=sleep,
+    )
     experiment.run_std_server()
     assert len(polls) == 2
 
