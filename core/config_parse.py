@@ -96,9 +96,7 @@ def parse_config(data: Mapping[str, Any] | ExperimentConfig) -> ExperimentConfig
 
 def to_mapping(config: ExperimentConfig) -> dict[str, Any]:
     """The plain mapping `parse_config` turns back into ``config`` (lists, not tuples)."""
-    plain: dict[str, Any] = attrs.asdict(
-        config, retain_collection_types=False, filter=lambda field, _value: field.init
-    )
+    plain: dict[str, Any] = attrs.asdict(config, filter=lambda field, _value: field.init)
     return plain
 
 
