@@ -14,6 +14,7 @@ from typing import Any
 import attrs
 
 from core._validate import (
+    INT64_MAX,
     boolean,
     check,
     finite_number,
@@ -442,9 +443,8 @@ def _check_canned_params(params: Mapping[str, Any]) -> None:
                 raise ConfigError(f"params.{key}", value, "must be null or a number in [0, 1)")
     if "n_classes" in params:
         n = params["n_classes"]
-        if not is_int(n) or n < 2:
-            raise ConfigError("params.n_classes", n, "must be an int >= 2")
-        check(positive_int, "params.n_classes", n)
+        if not is_int(n) or not 2 <= n <= INT64_MAX:
+            raise ConfigError("params.n_classes", n, "must be an int >= 2 (and within int64)")
     for key in ACTIVATION_PARAMS:
         if key in params and not (isinstance(params[key], str) and params[key].isidentifier()):
             raise ConfigTypeError(
