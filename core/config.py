@@ -50,6 +50,7 @@ __all__ = [
     "HookConfig",
     "InputConfig",
     "RunConfigSpec",
+    "canned_metrics",
     "check_batch_size",
     "label_dtype",
 ]
@@ -77,6 +78,19 @@ OPTIMIZER_PARAMS = ("optimizer", "linear_optimizer", "dnn_optimizer")
 ACTIVATION_PARAMS = ("activation_fn", "dnn_activation_fn")
 _HIDDEN_UNITS_PARAMS = ("hidden_units", "dnn_hidden_units")
 _DROPOUT_PARAMS = ("dropout", "dnn_dropout")
+
+_REGRESSOR_METRICS = frozenset(
+    {"average_loss", "global_step", "label/mean", "loss", "prediction/mean"}
+)
+_MULTICLASS_METRICS = frozenset({"accuracy", "average_loss", "global_step", "loss"})
+_BINARY_METRICS = _REGRESSOR_METRICS | {
+    "accuracy",
+    "accuracy_baseline",
+    "auc",
+    "auc_precision_recall",
+    "precision",
+    "recall",
+}
 
 #: The top-level config keys that `ExperimentSettings` owns (the Experiment's schedule).
 SETTINGS_KEYS: tuple[str, ...] = tuple(a.name for a in attrs.fields(ExperimentSettings))
@@ -363,6 +377,15 @@ class ExperimentConfig:
         for i, name in enumerate(names):
             if name in names[:i]:
                 raise ConfigError(f"exports[{i}].name", name, "is used by another export")
+        known = canned_metrics(self.estimator)
+        for i, export in enumerate(self.exports):
+            if known is not None and export.type == "best" and export.metric not in known:
+                raise ConfigError(
+                    f"exports[{i}].metric",
+                    export.metric,
+                    f"is not a metric of the {self.estimator.type} evaluation "
+                    f"(metrics: {', '.join(sorted(known))})",
+                )
         if self.eval_steps is None and self.eval_input.num_epochs is None:
             raise ConfigError(
                 "eval_input.num_epochs",
@@ -384,6 +407,19 @@ def label_dtype(config: InputConfig, estimator: EstimatorConfig) -> str:
     if estimator.type is not None:
         return "int" if estimator.is_classifier else "float"
     return "auto"
+
+
+def canned_metrics(estimator: EstimatorConfig) -> frozenset[str] | None:
+    """The metric names a canned estimator's evaluation reports (TF 2.15's heads).
+
+    Returns:
+        The names; None for a factory's estimator (known only once it evaluates).
+    """
+    if estimator.type is None:
+        return None
+    if not estimator.is_classifier:
+        return _REGRESSOR_METRICS
+    return _BINARY_METRICS if estimator.params.get("n_classes", 2) == 2 else _MULTICLASS_METRICS
 
 
 def check_batch_size(config: InputConfig, section: str, rows: int) -> None:

@@ -134,6 +134,38 @@ def test_a_record_passes_through_parse_config_unchanged() -> None:
     assert parse_config(record) is record
 
 
+@pytest.mark.parametrize(
+    ("estimator", "metric", "ok"),
+    [
+        ({"type": "LinearClassifier"}, "auc", True),
+        ({"type": "DNNClassifier", "params": {"n_classes": 3, "hidden_units": [4]}}, "auc", False),
+        (
+            {"type": "DNNClassifier", "params": {"n_classes": 3, "hidden_units": [4]}},
+            "accuracy",
+            True,
+        ),
+        ({"type": "LinearRegressor"}, "accuracy", False),
+        ({"type": "LinearRegressor"}, "average_loss", True),
+        ({"factory": "m:build"}, "anything", True),
+    ],
+)
+def test_a_best_export_on_a_metric_the_canned_evaluation_lacks_is_refused(
+    estimator: dict[str, Any], metric: str, ok: bool
+) -> None:
+    """A best export's metric must be one the canned estimator reports (a factory's is unknown)."""
+    raw = base_config() | {
+        "estimator": estimator,
+        "exports": [{"name": "latest"}, {"name": "b", "type": "best", "metric": metric}],
+    }
+    if ok:
+        assert parse_config(raw).exports[1].metric == metric
+        return
+    with pytest.raises(ConfigError) as info:
+        parse_config(raw)
+    assert info.value.field == "exports[1].metric"
+    assert "loss" in str(info.value)
+
+
 def test_label_dtype_follows_the_estimator_kind() -> None:
     """auto labels are int for canned classifiers, float for regressors, auto for factories."""
     spec = InputConfig(path="x.csv")

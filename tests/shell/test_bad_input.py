@@ -71,8 +71,12 @@ SET_CASES = [
     (("--set", "train_steps="), ("--set train_steps", "no value")),
     (("--set", "train_steps.b.c=1"), ("train_steps=20", "train_steps.b.c")),
     (("--set", "exports.0.type=final"), ("exports[0].name", "is required")),
+    (
+        ("--set", "exports=[{name: b, type: best, metric: f1}]"),
+        ("exports[0].metric='f1'", "is not a metric of the LinearClassifier evaluation"),
+    ),
 ]
-SET_IDS = ["beyond-int64", "empty-value", "through-a-scalar", "index-without-a-list"]
+SET_IDS = ["beyond-int64", "empty-value", "through-a-scalar", "index-without-a-list", "metric"]
 
 
 @pytest.mark.parametrize(("args", "words"), SET_CASES, ids=SET_IDS)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
+from typing import Any
 
 import pytest
 import tensorflow as tf
 
+from core.config import EstimatorConfig, canned_metrics
 from core.errors import ConfigError
 from shell import create_experiment
 from tests.shell.configs import base_config
@@ -49,3 +51,27 @@ def test_labels_outside_n_classes_fail_before_training(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"range over 0\.\.2") as info:
         create_experiment(config, str(tmp_path / "m"))
     assert info.value.field == "estimator.params.n_classes"
+
+
+@pytest.mark.parametrize(
+    ("kind", "params", "labels"),
+    [
+        ("LinearClassifier", {}, [0, 1] * 4),
+        ("DNNClassifier", {"n_classes": 3, "hidden_units": [2]}, [0, 1, 2, 0, 1, 2, 0, 1]),
+        ("LinearRegressor", {}, [0.5 * i for i in range(8)]),
+    ],
+)
+def test_canned_metrics_are_what_tf_evaluation_reports(
+    tmp_path: Path, kind: str, params: dict[str, Any], labels: list[float]
+) -> None:
+    """core.config.canned_metrics names exactly the metrics a real canned evaluation returns."""
+    estimator = EstimatorConfig(type=kind, params=params)
+    columns = [tf.feature_column.numeric_column("x")]
+    built = getattr(tf.estimator, kind)(feature_columns=columns, model_dir=str(tmp_path), **params)
+
+    def input_fn() -> Any:
+        x = {"x": [float(i) for i in range(8)]}
+        return tf.data.Dataset.from_tensor_slices((x, labels)).batch(4)
+
+    built.train(input_fn, steps=1)
+    assert set(built.evaluate(input_fn)) == canned_metrics(estimator)
