@@ -37,7 +37,7 @@ from core.config import (
     RunConfigSpec,
 )
 from core.config_parse import apply_overrides, parse_config
-from core.errors import ConfigError, ConfigTypeError
+from core.errors import ConfigError, ConfigTypeError, FieldError
 from shell._tf import tf
 from shell.data import Data, build_inputs
 from shell.experiment import Experiment
@@ -209,10 +209,8 @@ def _estimator(config: ExperimentConfig, model_dir: str, columns: list[Any]) -> 
     except (TypeError, ValueError):
         accepts_config = False
     params = dict(spec.params)
-    if accepts_config:
-        built = factory(model_dir, params, config=run_config)
-    else:
-        built = factory(model_dir, params)
+    extra = {"config": run_config} if accepts_config else {}
+    built = _call(factory, "estimator.factory", spec.factory, model_dir, params, **extra)
     missing = missing_members(built)
     if missing:
         raise ConfigTypeError(
@@ -224,12 +222,26 @@ def _estimator(config: ExperimentConfig, model_dir: str, columns: list[Any]) -> 
     return built
 
 
+def _call(fn: Callable[..., Any], field: str, spec: Any, *args: Any, **kwargs: Any) -> Any:
+    """Call a config's factory; what it raises is a ConfigError on ``field`` (nothing ran yet).
+
+    Raises:
+        ConfigError: The factory raised (the original error is its ``__cause__``).
+    """
+    try:
+        return fn(*args, **kwargs)
+    except FieldError:
+        raise
+    except Exception as err:
+        raise ConfigError(field, spec, f"raised {type(err).__name__}: {err}") from err
+
+
 def _hooks(specs: tuple[HookConfig, ...], section: str) -> list[Any]:
 
     hooks = []
     for i, spec in enumerate(specs):
         field = f"{section}[{i}].factory"
-        hook = import_callable(spec.factory, field)(**spec.params)
+        hook = _call(import_callable(spec.factory, field), field, spec.factory, **spec.params)
         if not isinstance(hook, tf.estimator.SessionRunHook):
             raise ConfigTypeError(
                 field,

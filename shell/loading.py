@@ -160,8 +160,8 @@ def import_object(spec: str, field: str) -> Any:
         The object.
 
     Raises:
-        ConfigError: Malformed ``spec``, the module cannot be imported, or it lacks the
-            attribute.
+        ConfigError: Malformed ``spec``, the module cannot be imported (or raises while
+            importing, e.g. a SyntaxError), or it lacks the attribute.
     """
     check(import_spec, field, spec)
     module_name, _, attr_path = spec.partition(":")
@@ -169,6 +169,10 @@ def import_object(spec: str, field: str) -> Any:
         obj: Any = importlib.import_module(module_name)
     except ImportError as err:
         raise ConfigError(field, spec, f"cannot import module {module_name!r}: {err}") from None
+    except Exception as err:  # a SyntaxError or any error the module raised while importing
+        raise ConfigError(
+            field, spec, f"importing module {module_name!r} raised {type(err).__name__}: {err}"
+        ) from err
     for part in attr_path.split("."):
         if not hasattr(obj, part):
             raise ConfigError(field, spec, f"module {module_name!r} has no attribute {part!r}")

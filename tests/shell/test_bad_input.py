@@ -226,3 +226,55 @@ def test_a_batch_larger_than_repeating_data_names_the_key_and_size(
     path = _write_config(tmp_path)
     code, lines = _run(capsys, path, tmp_path, "--set", "train_input.batch_size=100000000000")
     _assert_one_line(code, lines, tmp_path, "train_input.batch_size=100000000000", "48 examples")
+
+
+# ----------------------------------------------------------------- user modules
+def test_a_module_with_a_syntax_error_exits_2_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An experiment module that does not compile exits 2 naming the module and SyntaxError."""
+    (tmp_path / "tfx_broken_syntax.py").write_text("def f(:\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    code = main(["run", "tfx_broken_syntax:f", "--output-dir", str(tmp_path / "m")])
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    _assert_one_line(code, lines, tmp_path, "experiment_fn='tfx_broken_syntax:f'", "SyntaxError")
+
+
+def test_a_module_that_raises_on_import_names_the_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A module raising while importing is a ConfigError on the field, with the error's text."""
+    (tmp_path / "tfx_raises_on_import.py").write_text("raise RuntimeError('no GPU here')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    config = base_config(tmp_path)
+    config["estimator"] = {"factory": "tfx_raises_on_import:build", "feature_columns": ["a", "b"]}
+    with pytest.raises(ConfigError, match="raised RuntimeError: no GPU here") as info:
+        create_experiment(config, tmp_path / "m")
+    assert info.value.field == "estimator.factory"
+
+
+def test_an_estimator_factory_that_raises_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A factory raising while building the estimator exits 2 naming estimator.factory."""
+    (tmp_path / "tfx_bad_factory.py").write_text(
+        "def build(model_dir, params):\n    raise ValueError('units must be even')\n"
+    )
+    path = _write_config(
+        tmp_path, estimator={"factory": "tfx_bad_factory:build", "feature_columns": ["a", "b"]}
+    )
+    code, lines = _run(capsys, path, tmp_path)
+    _assert_one_line(
+        code, lines, tmp_path, "estimator.factory='tfx_bad_factory:build'", "raised ValueError"
+    )
+
+
+def test_a_hook_factory_that_raises_names_the_hook(tmp_path: Path) -> None:
+    """A hook factory raising is a ConfigError on train_hooks[i].factory."""
+    (tmp_path / "tfx_bad_hook.py").write_text(
+        "def make(**params):\n    raise TypeError('every must be an int')\n"
+    )
+    path = _write_config(tmp_path, train_hooks=["tfx_bad_hook:make"])
+    with pytest.raises(ConfigError, match="raised TypeError") as info:
+        create_experiment(path, tmp_path / "m")
+    assert info.value.field == "train_hooks[0].factory"
