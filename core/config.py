@@ -13,14 +13,11 @@ from typing import Any
 
 import attrs
 
+from core import canned
 from core._validate import (
-    INT64_MAX,
     boolean,
-    check,
-    finite_number,
     import_spec,
     instance,
-    is_int,
     non_empty_str,
     non_negative_int,
     non_negative_secs,
@@ -31,16 +28,15 @@ from core._validate import (
     tuple_of,
     unique_names,
 )
-from core.errors import ConfigError, ConfigTypeError
+from core.canned import CANNED_ESTIMATORS
+from core.errors import ConfigError
 from core.settings import ExperimentSettings
 
 __all__ = [
     "CANNED_ESTIMATORS",
     "DATA_SUFFIXES",
     "EXPORT_TYPES",
-    "FILLED_PARAMS",
     "LABEL_DTYPES",
-    "OPTIMIZERS",
     "SETTINGS_KEYS",
     "EstimatorConfig",
     "EvalInputConfig",
@@ -50,48 +46,14 @@ __all__ = [
     "HookConfig",
     "InputConfig",
     "RunConfigSpec",
-    "canned_metrics",
     "check_batch_size",
     "label_dtype",
 ]
 
-# Baseline* are left out: in TF 2.15 they fail to train on a multi-feature Dataset.
-CANNED_ESTIMATORS: tuple[str, ...] = (
-    "LinearClassifier",
-    "LinearRegressor",
-    "DNNClassifier",
-    "DNNRegressor",
-    "DNNLinearCombinedClassifier",
-    "DNNLinearCombinedRegressor",
-)
-OPTIMIZERS: tuple[str, ...] = ("Adagrad", "Adam", "Ftrl", "RMSProp", "SGD")
 EXPORT_TYPES: tuple[str, ...] = ("latest", "best", "final")
 LABEL_DTYPES: tuple[str, ...] = ("auto", "int", "float")
 DATA_SUFFIXES: tuple[str, ...] = (".csv", ".npz")
 DEFAULT_BATCH_SIZE = 32
-
-#: Canned-estimator parameters filled in from the data, never taken from the config.
-FILLED_PARAMS = frozenset(
-    {"feature_columns", "linear_feature_columns", "dnn_feature_columns", "model_dir", "config"}
-)
-OPTIMIZER_PARAMS = ("optimizer", "linear_optimizer", "dnn_optimizer")
-ACTIVATION_PARAMS = ("activation_fn", "dnn_activation_fn")
-_HIDDEN_UNITS_PARAMS = ("hidden_units", "dnn_hidden_units")
-_DROPOUT_PARAMS = ("dropout", "dnn_dropout")
-
-_REGRESSOR_METRICS = frozenset(
-    {"average_loss", "global_step", "label/mean", "loss", "prediction/mean"}
-)
-_MULTICLASS_METRICS = frozenset({"accuracy", "average_loss", "global_step", "loss"})
-_BINARY_METRICS = _REGRESSOR_METRICS | {
-    "accuracy",
-    "accuracy_baseline",
-    "auc",
-    "auc_precision_recall",
-    "precision",
-    "recall",
-}
-
 #: The top-level config keys that `ExperimentSettings` owns (the Experiment's schedule).
 SETTINGS_KEYS: tuple[str, ...] = tuple(a.name for a in attrs.fields(ExperimentSettings))
 
@@ -209,7 +171,7 @@ class EstimatorConfig:
                 f"{', '.join(CANNED_ESTIMATORS)}) or estimator.factory ('module:callable')",
             )
         if self.type is not None:
-            _check_canned_params(self.params)
+            canned.check_params(self.params)
 
     @property
     def is_classifier(self) -> bool:
@@ -377,7 +339,8 @@ class ExperimentConfig:
         for i, name in enumerate(names):
             if name in names[:i]:
                 raise ConfigError(f"exports[{i}].name", name, "is used by another export")
-        known = canned_metrics(self.estimator)
+        kind = self.estimator.type
+        known = canned.metrics(kind, self.estimator.params) if kind is not None else None
         for i, export in enumerate(self.exports):
             if known is not None and export.type == "best" and export.metric not in known:
                 raise ConfigError(
@@ -409,19 +372,6 @@ def label_dtype(config: InputConfig, estimator: EstimatorConfig) -> str:
     return "auto"
 
 
-def canned_metrics(estimator: EstimatorConfig) -> frozenset[str] | None:
-    """The metric names a canned estimator's evaluation reports (TF 2.15's heads).
-
-    Returns:
-        The names; None for a factory's estimator (known only once it evaluates).
-    """
-    if estimator.type is None:
-        return None
-    if not estimator.is_classifier:
-        return _REGRESSOR_METRICS
-    return _BINARY_METRICS if estimator.params.get("n_classes", 2) == 2 else _MULTICLASS_METRICS
-
-
 def check_batch_size(config: InputConfig, section: str, rows: int) -> None:
     """Refuse a batch larger than the data (and the default 32) when the input repeats.
 
@@ -440,73 +390,3 @@ def check_batch_size(config: InputConfig, section: str, rows: int) -> None:
             f"is larger than the {rows} examples of {section}.path, which repeats "
             f"forever (num_epochs: null); use a batch_size of at most {limit}",
         )
-
-
-# --------------------------------------------------------------------------- canned params
-def _check_canned_params(params: Mapping[str, Any]) -> None:
-    """Type checks for the canned-estimator params the shell converts or knows."""
-    for key in params:
-        if key in FILLED_PARAMS:
-            raise ConfigError(
-                f"params.{key}",
-                params[key],
-                "is filled in from the data; use estimator.feature_columns / run_config",
-            )
-    for key in OPTIMIZER_PARAMS:
-        if key in params:
-            _check_optimizer(f"params.{key}", params[key])
-    if "learning_rate" in params:
-        rate = params["learning_rate"]
-        _check_positive_number("params.learning_rate", rate)
-        if not isinstance(params.get("optimizer"), str):
-            raise ConfigError(
-                "params.learning_rate",
-                rate,
-                f"needs params.optimizer set to an optimizer name ({', '.join(OPTIMIZERS)})",
-            )
-    for key in _HIDDEN_UNITS_PARAMS:
-        if key in params:
-            units = params[key]
-            units = tuple(units) if isinstance(units, list) else units
-            check(tuple_of(positive_int, "a list of positive ints"), f"params.{key}", units)
-            if not units:
-                raise ConfigTypeError(f"params.{key}", [], "must be a list of positive ints")
-    for key in _DROPOUT_PARAMS:
-        value = params.get(key)
-        if value is not None:
-            check(finite_number, f"params.{key}", value)
-            if not 0 <= value < 1:
-                raise ConfigError(f"params.{key}", value, "must be null or a number in [0, 1)")
-    if "n_classes" in params:
-        n = params["n_classes"]
-        if not is_int(n) or not 2 <= n <= INT64_MAX:
-            raise ConfigError("params.n_classes", n, "must be an int >= 2 (and within int64)")
-    for key in ACTIVATION_PARAMS:
-        if key in params and not (isinstance(params[key], str) and params[key].isidentifier()):
-            raise ConfigTypeError(
-                f"params.{key}", params[key], "must be the name of a tf.nn function, e.g. relu"
-            )
-
-
-def _check_positive_number(field: str, value: Any) -> None:
-    check(finite_number, field, value)
-    if value <= 0:
-        raise ConfigError(field, value, "must be a number > 0")
-
-
-def _check_optimizer(field: str, value: Any) -> None:
-    if isinstance(value, str):
-        check(one_of(OPTIMIZERS), field, value)
-        return
-    if not isinstance(value, Mapping):
-        raise ConfigTypeError(
-            field, value, "must be an optimizer name or {name: ..., learning_rate: ...}"
-        )
-    extra = set(value) - {"name", "learning_rate"}
-    if extra:
-        key = sorted(extra, key=str)[0]
-        raise ConfigError(f"{field}.{key}", value[key], "unknown key (valid: name, learning_rate)")
-    check(one_of(OPTIMIZERS), f"{field}.name", value.get("name"))
-    rate = value.get("learning_rate")
-    if rate is not None:
-        _check_positive_number(f"{field}.learning_rate", rate)

@@ -20,13 +20,15 @@ from typing import Any
 
 import attrs
 
-from core.config import (
+from core.canned import (
     ACTIVATION_PARAMS,
     CANNED_ESTIMATORS,
-    EXPORT_TYPES,
     FILLED_PARAMS,
     OPTIMIZER_PARAMS,
     OPTIMIZERS,
+)
+from core.config import (
+    EXPORT_TYPES,
     EstimatorConfig,
     EvalInputConfig,
     ExperimentConfig,

@@ -57,6 +57,7 @@ EXPECTED_MODULES = frozenset(
         "continuous_eval",
         "config",
         "config_parse",
+        "canned",
     }
 )
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import tensorflow as tf
 
-from core.config import EstimatorConfig, canned_metrics
+from core import canned
 from core.errors import ConfigError
 from shell import create_experiment
 from tests.shell.configs import base_config
@@ -64,8 +64,7 @@ def test_labels_outside_n_classes_fail_before_training(tmp_path: Path) -> None:
 def test_canned_metrics_are_what_tf_evaluation_reports(
     tmp_path: Path, kind: str, params: dict[str, Any], labels: list[float]
 ) -> None:
-    """core.config.canned_metrics names exactly the metrics a real canned evaluation returns."""
-    estimator = EstimatorConfig(type=kind, params=params)
+    """core.canned.metrics names exactly the metrics a real canned evaluation returns."""
     columns = [tf.feature_column.numeric_column("x")]
     built = getattr(tf.estimator, kind)(feature_columns=columns, model_dir=str(tmp_path), **params)
 
@@ -74,4 +73,4 @@ def test_canned_metrics_are_what_tf_evaluation_reports(
         return tf.data.Dataset.from_tensor_slices((x, labels)).batch(4)
 
     built.train(input_fn, steps=1)
-    assert set(built.evaluate(input_fn)) == canned_metrics(estimator)
+    assert set(built.evaluate(input_fn)) == canned.metrics(kind, params)
