@@ -210,7 +210,8 @@ _SCALARS = (
 _JUNK = st.recursive(
     _SCALARS,
     lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.from_regex(r"[a-z_]{1,5}", fullmatch=True), inner, max_size=3)
     ),
     max_leaves=6,
 )
