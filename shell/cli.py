@@ -313,8 +313,9 @@ def _run(args: argparse.Namespace) -> int:
     _tf_logging(verbose)
 
     from shell import disk
-    from shell.config import create_experiment, import_object
+    from shell.config import create_experiment
     from shell.experiment import Experiment
+    from shell.loading import import_object
     from shell.progress import Progress, summarize
     from shell.runner import run_experiment
 

@@ -55,6 +55,9 @@ EXPECTED_MODULES = frozenset(
         "schedule",
         "completion",
         "continuous_eval",
+        "config",
+        "config_parse",
+        "canned",
     }
 )
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import copy
 import glob
-import json
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -23,45 +21,14 @@ from shell.config import (
     InputConfig,
     RunConfigSpec,
     apply_overrides,
-    load_config,
-    parse_config,
 )
-
-HEADER = ["a", "b", "target"]
+from tests.shell.configs import base_config, write_csv
 
 
 @pytest.fixture(autouse=True)
 def _no_tf_config(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every test runs as a local process."""
     monkeypatch.delenv("TF_CONFIG", raising=False)
-
-
-def write_csv(path: Path, rows: int = 48, seed: int = 0) -> Path:
-    """A separable 2-class problem: target = a + b > 0."""
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=(rows, 2))
-    y = (x.sum(axis=1) > 0).astype(int)
-    lines = [",".join(HEADER)] + [f"{a:.4f},{b:.4f},{t}" for (a, b), t in zip(x, y)]
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
-def base_config(tmp_path: Path) -> dict[str, Any]:
-    """A small valid LinearClassifier config over two CSV files in ``tmp_path``."""
-    train = write_csv(tmp_path / "train.csv")
-    evaluation = write_csv(tmp_path / "eval.csv", rows=16, seed=1)
-    return {
-        "estimator": {
-            "type": "LinearClassifier",
-            "params": {"n_classes": 2, "optimizer": "Adam", "learning_rate": 0.05},
-            "run_config": {"save_checkpoints_steps": 10, "save_summary_steps": 5},
-        },
-        "train_input": {"path": str(train), "label": "target", "batch_size": 8},
-        "eval_input": {"path": str(evaluation)},
-        "train_steps": 20,
-        "eval_every_n_steps": 10,
-        "exports": [{"name": "latest", "type": "latest"}],
-    }
 
 
 def test_dict_config_builds_an_experiment_and_nothing_runs(tmp_path: Path) -> None:
@@ -107,18 +74,6 @@ def test_yaml_file_with_relative_paths_trains_evaluates_and_exports(tmp_path: Pa
     assert out["class_ids"].shape == (2, 1)
 
 
-def test_json_file_and_overrides(tmp_path: Path) -> None:
-    """A JSON file loads, and KEY=VALUE overrides (YAML values, dotted keys) apply first."""
-    path = tmp_path / "experiment.json"
-    path.write_text(json.dumps(base_config(tmp_path)))
-    config = load_config(
-        path, ["train_steps=7", "estimator.params.learning_rate=0.5", "exports.0.type=best"]
-    )
-    assert config.train_steps == 7
-    assert config.estimator.params["learning_rate"] == 0.5
-    assert config.exports[0].type == "best"
-
-
 def test_attrs_record_builds_npz_input_and_every_export_type(tmp_path: Path) -> None:
     """An ExperimentConfig record with .npz inputs maps latest/best/final to TF exporters."""
     rng = np.random.default_rng(0)
@@ -138,16 +93,6 @@ def test_attrs_record_builds_npz_input_and_every_export_type(tmp_path: Path) -> 
         "BestExporter",
         "FinalExporter",
     ]
-
-
-def test_records_validate_when_built_directly() -> None:
-    """Records reject bad values themselves, naming the field."""
-    with pytest.raises(ConfigTypeError) as info:
-        InputConfig(path="x.csv", batch_size="32")
-    assert info.value.field == "batch_size"
-    with pytest.raises(ConfigError) as info2:
-        InputConfig(path="x.csv", input_fn="m:f")
-    assert info2.value.field == "path"
 
 
 def test_module_factories_for_estimator_input_and_hooks(tmp_path: Path) -> None:
@@ -249,63 +194,3 @@ def test_bad_config_raises_one_error_naming_the_field(
     assert info.value.field == field, str(info.value)
     assert field in str(info.value)
     assert not (tmp_path / "model").exists()
-
-
-def test_unknown_key_suggests_the_near_one(tmp_path: Path) -> None:
-    """An unknown key's error lists the valid keys and suggests the closest one."""
-    with pytest.raises(ConfigError, match="did you mean 'train_steps'"):
-        parse_config(_case(tmp_path, "train_step=10"))
-
-
-def test_unreadable_files_name_the_config(tmp_path: Path) -> None:
-    """A missing or malformed config file is one ConfigError on the field `config`."""
-    with pytest.raises(ConfigError, match="no such file") as missing:
-        create_experiment(tmp_path / "nope.yaml")
-    assert missing.value.field == "config"
-    bad = tmp_path / "bad.yaml"
-    bad.write_text("estimator: [unclosed\n")
-    with pytest.raises(ConfigError, match="not valid YAML") as broken:
-        create_experiment(bad)
-    assert broken.value.field == "config"
-    bad.write_text("- a list\n")
-    with pytest.raises(ConfigTypeError, match="mapping"):
-        create_experiment(bad)
-
-
-def test_non_numeric_csv_names_the_file_and_line(tmp_path: Path) -> None:
-    """A CSV value that is not a number is reported with its file and line."""
-    config = base_config(tmp_path)
-    path = Path(config["train_input"]["path"])
-    path.write_text(path.read_text().replace("\n", "\nx,1,0\n", 1))
-    with pytest.raises(ConfigError, match="line 2") as info:
-        create_experiment(copy.deepcopy(config), str(tmp_path / "m"))
-    assert info.value.field == "train_input.path"
-
-
-def test_bad_override_syntax() -> None:
-    """An override without '=' is a ConfigError naming --set."""
-    with pytest.raises(ConfigError) as info:
-        apply_overrides({}, ["train_steps"])
-    assert info.value.field == "--set"
-
-
-def test_labels_follow_the_estimator_kind(tmp_path: Path) -> None:
-    """A classifier gets int labels, a regressor float labels (label_dtype: auto)."""
-    config = base_config(tmp_path)
-    classifier = create_experiment(config, str(tmp_path / "c"))
-    _, labels = next(iter(classifier._train_input_fn()))
-    assert labels.dtype == tf.int64
-    config["estimator"] = {"type": "LinearRegressor"}
-    regressor = create_experiment(config, str(tmp_path / "r"))
-    _, labels = next(iter(regressor._train_input_fn()))
-    assert labels.dtype == tf.float32
-
-
-def test_labels_outside_n_classes_fail_before_training(tmp_path: Path) -> None:
-    """Class labels a canned classifier cannot take are a ConfigError on n_classes."""
-    config = base_config(tmp_path)
-    path = Path(config["train_input"]["path"])
-    path.write_text(path.read_text() + "0.5,0.5,2\n")
-    with pytest.raises(ConfigError, match=r"range over 0\.\.2") as info:
-        create_experiment(config, str(tmp_path / "m"))
-    assert info.value.field == "estimator.params.n_classes"
