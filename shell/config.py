@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import attrs
 
 from core._validate import (
+    non_negative_int,
     non_negative_secs,
-    optional_non_negative_int,
-    optional_positive_int,
+    optional,
     positive_int,
 )
 from core.errors import ConfigError, ConfigTypeError, FieldError
@@ -225,12 +225,12 @@ class RunConfigSpec:
     """
 
     model_dir: str | None = attrs.field(default=None, validator=_opt_str)
-    save_checkpoints_steps: int | None = attrs.field(default=None, validator=optional_positive_int)
+    save_checkpoints_steps: int | None = attrs.field(default=None, validator=optional(positive_int))
     save_checkpoints_secs: float | None = attrs.field(default=None, validator=_opt_secs)
     keep_checkpoint_max: int = attrs.field(default=5, validator=positive_int)
     save_summary_steps: int = attrs.field(default=100, validator=positive_int)
     log_step_count_steps: int = attrs.field(default=100, validator=positive_int)
-    tf_random_seed: int | None = attrs.field(default=None, validator=optional_non_negative_int)
+    tf_random_seed: int | None = attrs.field(default=None, validator=optional(non_negative_int))
 
     def __attrs_post_init__(self) -> None:
         if self.save_checkpoints_steps is not None and self.save_checkpoints_secs is not None:
@@ -316,8 +316,8 @@ class InputConfig:
     label_dtype: str = attrs.field(default="auto", validator=_one_of(LABEL_DTYPES))
     batch_size: int = attrs.field(default=32, validator=positive_int)
     shuffle: bool = attrs.field(default=True, validator=_bool)
-    num_epochs: int | None = attrs.field(default=None, validator=optional_positive_int)
-    seed: int | None = attrs.field(default=None, validator=optional_non_negative_int)
+    num_epochs: int | None = attrs.field(default=None, validator=optional(positive_int))
+    seed: int | None = attrs.field(default=None, validator=optional(non_negative_int))
 
     def __attrs_post_init__(self) -> None:
         if (self.path is None) == (self.input_fn is None):
@@ -342,7 +342,7 @@ class EvalInputConfig(InputConfig):
     """
 
     shuffle: bool = attrs.field(default=False, validator=_bool)
-    num_epochs: int | None = attrs.field(default=1, validator=optional_positive_int)
+    num_epochs: int | None = attrs.field(default=1, validator=optional(positive_int))
 
 
 @attrs.frozen(kw_only=True)
@@ -375,7 +375,7 @@ class ExportConfig:
 
     name: str = attrs.field(validator=_str)
     type: str = attrs.field(default="latest", validator=_one_of(EXPORT_TYPES))
-    exports_to_keep: int | None = attrs.field(default=5, validator=optional_positive_int)
+    exports_to_keep: int | None = attrs.field(default=5, validator=optional(positive_int))
     metric: str = attrs.field(default="loss", validator=_str)
     higher_is_better: bool = attrs.field(default=False, validator=_bool)
     serving_input_fn: str | None = attrs.field(default=None, validator=_opt_spec)
@@ -415,14 +415,14 @@ class ExperimentConfig:
     eval_input: EvalInputConfig = attrs.field(
         validator=_record(EvalInputConfig), metadata={"record": EvalInputConfig}
     )
-    train_steps: int | None = attrs.field(default=None, validator=optional_non_negative_int)
-    eval_steps: int | None = attrs.field(default=None, validator=optional_positive_int)
+    train_steps: int | None = attrs.field(default=None, validator=optional(non_negative_int))
+    eval_steps: int | None = attrs.field(default=None, validator=optional(positive_int))
     eval_delay_secs: float = attrs.field(default=0, validator=non_negative_secs)
     continuous_eval_throttle_secs: float = attrs.field(default=60, validator=non_negative_secs)
-    eval_every_n_steps: int | None = attrs.field(default=1, validator=optional_non_negative_int)
+    eval_every_n_steps: int | None = attrs.field(default=1, validator=optional(non_negative_int))
     delay_workers_by_global_step: bool = attrs.field(default=False, validator=_bool)
     train_steps_per_iteration: int | None = attrs.field(
-        default=100, validator=optional_positive_int
+        default=100, validator=optional(positive_int)
     )
     train_hooks: tuple[HookConfig, ...] = _records_field(HookConfig, shorthand="factory")
     eval_hooks: tuple[HookConfig, ...] = _records_field(HookConfig, shorthand="factory")
