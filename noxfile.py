@@ -81,7 +81,7 @@ def core(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     """The whole suite against tensorflow-cpu, then a quick benchmark if there is one."""
-    install(session, "tf,report", "test")
+    install(session, "tf,report,tune", "test")
     run_pytest(session)
     if (ROOT / "benchmarks" / "__main__.py").is_file():
         session.run("python", "-m", "benchmarks", "--quick")

@@ -20,6 +20,7 @@ from typing import Any, NoReturn
 
 from core.errors import ConfigTypeError, FieldError
 from core.schedule import Schedule, parse_schedule
+from shell.tune_cli import add_tune_parser
 
 PROG = "tfexperiment"
 log = logging.getLogger("tfexperiment")
@@ -124,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.set_defaults(handler=_report)
 
     _add_cluster(sub)
+    add_tune_parser(sub)
     return parser
 
 

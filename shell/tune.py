@@ -1,0 +1,488 @@
+"""Hyperparameter sweeps of an Experiment on Optuna: `tune` and ``tfexperiment tune``.
+
+Every trial trains an Experiment into ``DIR/trial-<number>/`` (its sampled values beside
+it in ``params.json``) with ``train_and_evaluate``; at each evaluation it reports the
+objective to Optuna and ends training at once when the pruner says so (the checkpoint
+is kept, the trial is marked pruned). A trial that raises is recorded as failed with a
+one-line reason (user attribute ``fail_reason``) and the study goes on. Ctrl-C ends the
+running trials (their checkpoints kept; marked ``interrupted``, which does not count
+toward the study's total), so a rerun continues the study.
+
+The study lives in an Optuna storage (default ``sqlite:///DIR/study.db``; any RDB URL
+or a journal file): processes sharing it (``n_jobs``, other terminals, other machines)
+share one study, and ``n_trials`` is the study's total across all of them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+import os
+import signal
+import sys
+import time
+import warnings
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import attrs
+
+from core import search as cs
+from core._validate import check, non_empty_str, one_of, positive_int
+from core.errors import ConfigError, ConfigTypeError, FieldError
+from shell.progress import export_paths
+
+try:
+    import optuna
+    from optuna.storages.journal import JournalFileBackend
+except ModuleNotFoundError:  # the `tune` extra is not installed; `require_optuna` says so
+    HAVE_OPTUNA = False
+else:
+    HAVE_OPTUNA = True
+
+log = logging.getLogger("tfexperiment")
+
+INSTALL_HINT = "pip install 'tfexperiment[tune]'"
+#: How long a worker process gets to end its trial cleanly after Ctrl-C.
+STOP_GRACE_SECS = 60.0
+#: SQLite: how long a process waits for another's write lock before failing.
+SQLITE_TIMEOUT_SECS = 120
+#: RDB heartbeat: a trial whose process stopped beating this long ago is marked failed.
+HEARTBEAT_SECS, GRACE_SECS = 30, 120
+
+ExperimentFn = Callable[[Any, str], Any]
+
+
+def require_optuna() -> None:
+    """Raise ConfigError (exit 2) naming the extra to install when Optuna is missing."""
+    if not HAVE_OPTUNA:
+        raise ConfigError("tune", "optuna", f"needs Optuna: {INSTALL_HINT}")
+
+
+def one_line(err: BaseException, limit: int = 300) -> str:
+    """``Type: message`` on one line, at most ``limit`` characters."""
+    text = " ".join(str(err).split())
+    text = f"{type(err).__name__}: {text}" if text else type(err).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# --------------------------------------------------------------------------- storage
+def default_storage(output_dir: str) -> str:
+    """``sqlite:///<output_dir>/study.db`` (absolute)."""
+    return f"sqlite:///{os.path.abspath(os.path.join(output_dir, 'study.db'))}"
+
+
+def open_storage(storage: str | None, output_dir: str) -> Any:
+    """The Optuna storage of a URL or a journal file path (default: `default_storage`).
+
+    Raises:
+        ConfigError: ``storage`` is neither (field ``--storage``).
+    """
+    require_optuna()
+    url = storage or default_storage(output_dir)
+    if cs.storage_kind(url) == "journal":
+        folder = os.path.dirname(os.path.abspath(url))
+        os.makedirs(folder, exist_ok=True)
+        backend = JournalFileBackend(os.path.abspath(url))
+        return optuna.storages.JournalStorage(backend)
+    engine: dict[str, Any] = {}
+    if url.startswith("sqlite:///"):
+        os.makedirs(os.path.dirname(url[len("sqlite:///") :]) or ".", exist_ok=True)
+        engine = {"connect_args": {"timeout": SQLITE_TIMEOUT_SECS}}
+    try:
+        with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 4-5
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(
+                url,
+                engine_kwargs=engine,
+                heartbeat_interval=HEARTBEAT_SECS,
+                grace_period=GRACE_SECS,
+            )
+    except (ImportError, ValueError) as err:  # an unknown dialect or a missing DB driver
+        raise ConfigError("--storage", url, one_line(err)) from None
+
+
+def make_pruner(pruner: Any) -> Any:
+    """An Optuna pruner from a `core.search.Choice` (or an Optuna pruner, returned as is)."""
+    if not isinstance(pruner, cs.Choice):
+        return pruner
+    cls = getattr(optuna.pruners, cs.PRUNERS[pruner.name])
+    try:
+        return cls(**pruner.options)
+    except (TypeError, ValueError, ImportError) as err:
+        raise ConfigError("pruner", dict(pruner.options), one_line(err)) from None
+
+
+def make_sampler(sampler: Any, seed_offset: tuple[int, int] = (0, 0)) -> Any:
+    """An Optuna sampler from a `core.search.Choice` (seed per `core.search.worker_seed`)."""
+    if not isinstance(sampler, cs.Choice):
+        return sampler
+    options = dict(sampler.options)
+    if "seed" in options:
+        options["seed"] = cs.worker_seed(options["seed"], *seed_offset)
+    cls = getattr(optuna.samplers, cs.SAMPLERS[sampler.name])
+    try:
+        return cls(**options)
+    except (TypeError, ValueError, ImportError) as err:
+        raise ConfigError("sampler", dict(sampler.options), one_line(err)) from None
+
+
+def trial_states(study: Any) -> list[tuple[str, bool]]:
+    """``(state name, interrupted)`` of every trial of ``study``."""
+    return [
+        (t.state.name, bool(t.user_attrs.get("interrupted")))
+        for t in study.get_trials(deepcopy=False)
+    ]
+
+
+# --------------------------------------------------------------------------- one study
+@attrs.frozen(kw_only=True)
+class Job:
+    """What each process of a sweep needs (pickled to ``n_jobs`` worker processes).
+
+    Attributes:
+        experiment_fn: ``experiment_fn(trial, output_dir) -> Experiment``.
+        n_trials: The study's total number of trials.
+        storage: The storage URL or journal path (None: `default_storage`).
+        study_name: The study.
+        metric: The evaluation metric to optimize.
+        direction: ``minimize`` or ``maximize``.
+        output_dir: Where trials, the default storage and the report go.
+        pruner: A `core.search.Choice` or an Optuna pruner.
+        sampler: A `core.search.Choice` or an Optuna sampler.
+        timeout: Start no trial after this many seconds (None: no limit).
+    """
+
+    experiment_fn: ExperimentFn
+    n_trials: int
+    storage: str | None
+    study_name: str
+    metric: str
+    direction: str
+    output_dir: str
+    pruner: Any = attrs.field(factory=lambda: cs.Choice(name="median"))
+    sampler: Any = attrs.field(factory=lambda: cs.Choice(name="tpe"))
+    timeout: float | None = None
+
+
+def load_study(job: Job, seed_offset: tuple[int, int] = (0, 0)) -> Any:
+    """Create the study or join it (``load_if_exists``).
+
+    Raises:
+        ConfigError: The existing study optimizes in the other direction.
+    """
+    direction: Any = job.direction  # "minimize" or "maximize", checked by `tune`
+    study = optuna.create_study(
+        storage=open_storage(job.storage, job.output_dir),
+        study_name=job.study_name,
+        direction=direction,
+        sampler=make_sampler(job.sampler, seed_offset),
+        pruner=make_pruner(job.pruner),
+        load_if_exists=True,
+    )
+    study.set_user_attr("metric", job.metric)
+    existing = study.direction.name.lower()
+    if existing != job.direction:
+        raise ConfigError(
+            "objective.direction", job.direction, f"study {job.study_name!r} {existing}s"
+        )
+    return study
+
+
+class _Reporter:
+    """An Experiment evaluation listener: reports the objective, prunes, shows progress."""
+
+    def __init__(self, trial: Any, job: Job, train_steps: int | None) -> None:
+        self.trial, self.job, self.train_steps = trial, job, train_steps
+        self.value: float | None = None
+
+    def __call__(self, result: Mapping[str, Any]) -> None:
+        metric = self.job.metric
+        if metric not in result:
+            shown = ", ".join(sorted(k for k in result if k != "global_step"))
+            raise ConfigError("objective.metric", metric, f"is not an eval metric ({shown})")
+        step = int(result.get("global_step", 0))
+        self.value = float(result[metric])
+        self.trial.report(self.value, step)
+        log.info("trial #%d step %d: %s=%.4g", self.trial.number, step, metric, self.value)
+        if cs.prune_now(self.trial.should_prune(), step, self.train_steps):
+            self.trial.set_user_attr("pruned_at_step", step)
+            raise optuna.TrialPruned(f"pruned at step {step} ({metric}={self.value:.4g})")
+
+
+class Objective:
+    """The Optuna objective of a sweep: one trial = one Experiment in its own directory."""
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+
+    def __call__(self, trial: Any) -> float:
+        """Build and train the trial's Experiment; return the final evaluation's metric."""
+        job = self.job
+        trial_dir = os.path.join(job.output_dir, f"trial-{trial.number}")
+        os.makedirs(trial_dir, exist_ok=True)
+        trial.set_user_attr("model_dir", os.path.abspath(trial_dir))
+        n = len([s for s in trial_states(trial.study) if cs.counts_toward_total(*s)])
+        started = time.time()
+        try:
+            experiment = job.experiment_fn(trial, trial_dir)
+            params = trial.user_attrs.get("config_params", trial.params)
+            with open(os.path.join(trial_dir, "params.json"), "w", encoding="utf-8") as handle:
+                json.dump(params, handle, indent=2, sort_keys=True)
+            shown = " ".join(f"{k}={_short(v)}" for k, v in sorted(trial.params.items()))
+            log.info("trial %d/%d (#%d) started: %s", n, job.n_trials, trial.number, shown)
+            reporter = _Reporter(trial, job, getattr(experiment, "train_steps", None))
+            experiment.on_evaluation(reporter)
+            result, _exports = experiment.train_and_evaluate()
+            if result is None or job.metric not in result:
+                raise ConfigError("objective.metric", job.metric, "no evaluation reported it")
+            value = float(result[job.metric])
+            _set_export(trial, trial_dir, started)
+        except optuna.TrialPruned as err:
+            log.info("trial #%d pruned: %s", trial.number, err)
+            raise
+        except KeyboardInterrupt:
+            trial.set_user_attr("interrupted", True)
+            log.info("trial #%d interrupted (checkpoints kept in %s)", trial.number, trial_dir)
+            raise
+        except Exception as err:
+            reason = one_line(err)
+            trial.set_user_attr("fail_reason", reason)
+            log.info("trial #%d failed: %s", trial.number, reason)
+            if isinstance(err, FieldError) and err.field == "objective.metric":
+                trial.study.stop()  # every trial would fail alike
+            raise
+        best = _best(trial.study, value, trial.number)
+        log.info(
+            "trial #%d done in %.1fs: %s=%.4g; best so far #%d %s=%.4g",
+            trial.number,
+            time.time() - started,
+            job.metric,
+            value,
+            best[0],
+            job.metric,
+            best[1],
+        )
+        return value
+
+
+def _short(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _best(study: Any, value: float, number: int) -> tuple[int, float]:
+    """The best (number, value) among the study's complete trials and this one."""
+    objective = cs.Objective(direction=study.direction.name.lower())
+    best = (number, value)
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+        if t.value is not None and objective.better(t.value, best[1]):
+            best = (t.number, t.value)
+    return best
+
+
+def _set_export(trial: Any, trial_dir: str, since: float) -> None:
+    paths = export_paths(trial_dir, since=since)
+    if paths:
+        trial.set_user_attr("export", os.path.abspath(paths[0]))
+
+
+class _StopAtTotal:
+    """An optimize callback: stop this process once the study has its total of trials."""
+
+    def __init__(self, n_trials: int) -> None:
+        self.n_trials = n_trials
+
+    def __call__(self, study: Any, _trial: Any) -> None:
+        if cs.trials_left(self.n_trials, trial_states(study)) == 0:
+            study.stop()
+
+
+def run_trials(job: Job, worker: int = 0, trials_before: int = 0) -> None:
+    """Run trials of the study in this process until it has ``job.n_trials``.
+
+    Args:
+        job: The sweep.
+        worker: This process's index among the sweep's processes (sampler seed).
+        trials_before: Trials the study had when the sweep started (sampler seed).
+    """
+    study = load_study(job, (worker, trials_before))
+    left = cs.trials_left(job.n_trials, trial_states(study))
+    if left:
+        study.optimize(
+            Objective(job),
+            n_trials=left,
+            timeout=job.timeout,
+            catch=(Exception,),
+            callbacks=[_StopAtTotal(job.n_trials)],
+            gc_after_trial=True,
+        )
+
+
+def _worker_main(job: Job, worker: int, trials_before: int, verbose: bool) -> None:
+    """Entry point of one worker process: own process group, quiet logs, run trials."""
+    os.setpgrp()  # Ctrl-C reaches the parent only; it forwards one SIGINT by PID
+    _quiet(verbose, prefix=f"[worker {worker}] ")
+    try:
+        run_trials(job, worker, trials_before)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+def _quiet(verbose: bool, prefix: str | None = None) -> None:
+    """Optuna's own INFO lines off unless verbose; TF quiet. With ``prefix`` (a worker
+    process), also short ``HH:MM:SS <prefix>message`` lines for our logger on stderr."""
+    from shell import _tf  # TensorFlow loads here, after the command line is parsed
+
+    if prefix is not None and not log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(
+            logging.Formatter(f"%(asctime)s {prefix}%(message)s", datefmt="%H:%M:%S")
+        )
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        log.propagate = False
+    optuna.logging.set_verbosity(logging.INFO if verbose else logging.ERROR)
+    if verbose:
+        _tf.verbose()
+    else:
+        _tf.quiet()
+
+
+def _run_processes(job: Job, n_jobs: int, trials_before: int, verbose: bool) -> None:
+    """Run ``n_jobs`` worker processes on the study; Ctrl-C ends them by PID, cleanly."""
+    ctx = multiprocessing.get_context("spawn")  # never fork a process that imported TF
+    procs = [
+        ctx.Process(target=_worker_main, args=(job, i, trials_before, verbose), daemon=False)
+        for i in range(n_jobs)
+    ]
+    for proc in procs:
+        proc.start()
+    try:
+        while any(proc.is_alive() for proc in procs):
+            for proc in procs:
+                proc.join(timeout=0.5)
+    except KeyboardInterrupt:
+        for proc in procs:
+            if proc.is_alive() and proc.pid is not None:
+                os.kill(proc.pid, signal.SIGINT)
+        deadline = time.monotonic() + STOP_GRACE_SECS
+        for proc in procs:
+            proc.join(timeout=max(0.1, deadline - time.monotonic()))
+            if proc.is_alive():
+                proc.kill()
+                proc.join(timeout=10)
+        raise
+    failed = [proc.exitcode for proc in procs if proc.exitcode not in (0, None)]
+    if failed:
+        log.info("worker processes ended with exit codes %s", failed)
+
+
+def tune(
+    experiment_fn: ExperimentFn,
+    *,
+    n_trials: int,
+    storage: str | None = None,
+    study_name: str | None = None,
+    metric: str = "loss",
+    direction: str = "minimize",
+    n_jobs: int = 1,
+    output_dir: str = "runs/tune",
+    pruner: Any = None,
+    sampler: Any = None,
+    timeout: float | None = None,
+    verbose: bool = False,
+) -> Any:
+    """Sweep hyperparameters: run trials of ``experiment_fn`` until the study has ``n_trials``.
+
+    Args:
+        experiment_fn: ``experiment_fn(trial, output_dir) -> Experiment``; it samples
+            with ``trial.suggest_*`` and builds the Experiment in ``output_dir``
+            (``DIR/trial-<number>``). Must be picklable (module level) when ``n_jobs > 1``.
+        n_trials: The study's total number of trials (across every process sharing it).
+        storage: An Optuna storage URL or a journal file path (``.log``/``.journal``);
+            default ``sqlite:///<output_dir>/study.db``.
+        study_name: The study (default ``tfexperiment``); joined if it exists.
+        metric: The evaluation metric the objective is.
+        direction: ``minimize`` or ``maximize``.
+        n_jobs: Trials at once, each in its own process.
+        output_dir: The sweep's directory.
+        pruner: An Optuna pruner or a `core.search.Choice` (default: median).
+        sampler: An Optuna sampler or a `core.search.Choice` (default: TPE).
+        timeout: Start no trial after this many seconds.
+        verbose: Show Optuna's and TensorFlow's own logs.
+
+    Returns:
+        The ``optuna.Study`` (loaded from the storage, with every process's trials).
+
+    Raises:
+        ConfigError: Optuna is missing or an argument is invalid.
+        KeyboardInterrupt: Ctrl-C (running trials are marked interrupted).
+    """
+    require_optuna()
+    check(positive_int, "n_trials", n_trials)
+    check(positive_int, "n_jobs", n_jobs)
+    check(one_of(cs.DIRECTIONS), "direction", direction)
+    check(non_empty_str, "metric", metric)
+    if not callable(experiment_fn):
+        raise ConfigTypeError("experiment_fn", experiment_fn, "must be callable")
+    job = Job(
+        experiment_fn=experiment_fn,
+        n_trials=n_trials,
+        storage=storage,
+        study_name=study_name or "tfexperiment",
+        metric=metric,
+        direction=direction,
+        output_dir=os.path.abspath(output_dir),
+        pruner=cs.Choice(name="median") if pruner is None else pruner,
+        sampler=cs.Choice(name="tpe") if sampler is None else sampler,
+        timeout=timeout,
+    )
+    os.makedirs(job.output_dir, exist_ok=True)
+    _quiet(verbose)
+    study = load_study(job)  # creates the storage's tables once, before any worker
+    before = len(study.get_trials(deepcopy=False))
+    left = cs.trials_left(n_trials, trial_states(study))
+    log.info(
+        "study %r: %d trials so far, %d to run (total %d) in %s",
+        job.study_name,
+        before,
+        left,
+        n_trials,
+        job.output_dir,
+    )
+    if left and n_jobs == 1:
+        run_trials(job, 0, before)
+    elif left:
+        _run_processes(job, min(n_jobs, left), before, verbose)
+    return load_study(job)
+
+
+def suggest(trial: Any, param: cs.Param) -> Any:
+    """Sample one searched config key with ``trial.suggest_*``; the config value."""
+    if param.kind is cs.Kind.CHOICE:
+        return param.decode(trial.suggest_categorical(param.key, list(param.labels)))
+    if param.kind is cs.Kind.INT:
+        return trial.suggest_int(param.key, param.low, param.high)
+    log_scale = param.kind is cs.Kind.LOGUNIFORM
+    return trial.suggest_float(param.key, param.low, param.high, log=log_scale)
+
+
+def sampled_params(trial: Any, spec: cs.SearchSpec) -> dict[str, Any]:
+    """Every searched key of ``spec`` sampled by ``trial``: ``{dotted_key: config value}``."""
+    return {param.key: suggest(trial, param) for param in spec.params}
+
+
+__all__ = [
+    "INSTALL_HINT",
+    "Job",
+    "Objective",
+    "default_storage",
+    "load_study",
+    "open_storage",
+    "require_optuna",
+    "run_trials",
+    "sampled_params",
+    "suggest",
+    "tune",
+]
