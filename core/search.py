@@ -380,6 +380,51 @@ def apply_params(data: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str
     return result
 
 
+_MISSING = object()
+
+
+def get_dotted(data: Mapping[str, Any], key: str, default: Any = None) -> Any:
+    """The value at the dotted ``key`` of ``data`` (a numeric part indexes a list), or
+    ``default`` when the path does not exist."""
+    node: Any = data
+    for part in key.split("."):
+        if isinstance(node, Mapping) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return default
+    return node
+
+
+def in_space(param: Param, value: Any) -> bool:
+    """Whether the config value ``value`` is a point of ``param``'s distribution."""
+    if param.kind is Kind.CHOICE:
+        return encode_choice(value) in param.labels and param.decode(encode_choice(value)) == value
+    if param.kind is Kind.INT and not is_int(value):
+        return False
+    if not is_number(value):
+        return False
+    assert param.low is not None and param.high is not None
+    return bool(param.low <= value <= param.high)
+
+
+def baseline_params(data: Mapping[str, Any], spec: SearchSpec) -> dict[str, Any] | None:
+    """The config's own values of the searched keys, as Optuna stores them, to run first.
+
+    A sweep whose first trial is the plain config never reports a worse best than a
+    plain run. None when some searched key has no value in the config, or one outside
+    its distribution (the sampler then starts on its own).
+    """
+    stored: dict[str, Any] = {}
+    for param in spec.params:
+        value = get_dotted(data, param.key, _MISSING)
+        if value is _MISSING or not in_space(param, value):
+            return None
+        stored[param.key] = encode_choice(value) if param.kind is Kind.CHOICE else value
+    return stored
+
+
 def corner_params(spec: SearchSpec) -> list[tuple[str, Any]]:
     """``(key, value)`` pairs to check against the config before any trial runs.
 

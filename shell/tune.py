@@ -27,10 +27,12 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
+import tenacity
 
 from core import search as cs
 from core._validate import check, non_empty_str, one_of, positive_int
 from core.errors import ConfigError, ConfigTypeError, FieldError
+from core.retry import RetryPolicy, wait_before_attempt
 from shell.progress import export_paths
 
 try:
@@ -167,13 +169,34 @@ class Job:
 
 
 def load_study(job: Job, seed_offset: tuple[int, int] = (0, 0)) -> Any:
-    """Create the study or join it (``load_if_exists``).
+    """Create the study or join it (``load_if_exists``), retrying a busy database.
+
+    Two processes starting together on a new SQLite file race to create its tables;
+    the loser retries (`core.retry` backoff).
 
     Raises:
         ConfigError: The existing study optimizes in the other direction.
     """
+    policy = RetryPolicy(attempts=6)
+    retrying = tenacity.Retrying(
+        stop=tenacity.stop_after_attempt(policy.attempts),
+        wait=lambda state: wait_before_attempt(policy, state.attempt_number + 1),
+        retry=tenacity.retry_if_exception(lambda err: not isinstance(err, FieldError)),
+        reraise=True,
+    )
+    study = retrying(_create_study, job, seed_offset)
+    existing = study.direction.name.lower()
+    if existing != job.direction:
+        raise ConfigError(
+            "objective.direction", job.direction, f"study {job.study_name!r} {existing}s"
+        )
+    study.set_user_attr("metric", job.metric)
+    return study
+
+
+def _create_study(job: Job, seed_offset: tuple[int, int]) -> Any:
     direction: Any = job.direction  # "minimize" or "maximize", checked by `tune`
-    study = optuna.create_study(
+    return optuna.create_study(
         storage=open_storage(job.storage, job.output_dir),
         study_name=job.study_name,
         direction=direction,
@@ -181,13 +204,6 @@ def load_study(job: Job, seed_offset: tuple[int, int] = (0, 0)) -> Any:
         pruner=make_pruner(job.pruner),
         load_if_exists=True,
     )
-    study.set_user_attr("metric", job.metric)
-    existing = study.direction.name.lower()
-    if existing != job.direction:
-        raise ConfigError(
-            "objective.direction", job.direction, f"study {job.study_name!r} {existing}s"
-        )
-    return study
 
 
 class _Reporter:
@@ -272,13 +288,14 @@ def _short(value: Any) -> str:
 
 
 def _best(study: Any, value: float, number: int) -> tuple[int, float]:
-    """The best (number, value) among the study's complete trials and this one."""
+    """The best (number, value) among the study's complete trials and this one (ties: the
+    earlier trial, as ``study.best_trial``)."""
     objective = cs.Objective(direction=study.direction.name.lower())
-    best = (number, value)
+    best: tuple[int, float] | None = None
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
-        if t.value is not None and objective.better(t.value, best[1]):
+        if t.value is not None and (best is None or objective.better(t.value, best[1])):
             best = (t.number, t.value)
-    return best
+    return (number, value) if best is None or objective.better(value, best[1]) else best
 
 
 def _set_export(trial: Any, trial_dir: str, since: float) -> None:
@@ -392,6 +409,7 @@ def tune(
     sampler: Any = None,
     timeout: float | None = None,
     verbose: bool = False,
+    baseline: Mapping[str, Any] | None = None,
 ) -> Any:
     """Sweep hyperparameters: run trials of ``experiment_fn`` until the study has ``n_trials``.
 
@@ -411,6 +429,8 @@ def tune(
         sampler: An Optuna sampler or a `core.search.Choice` (default: TPE).
         timeout: Start no trial after this many seconds.
         verbose: Show Optuna's and TensorFlow's own logs.
+        baseline: Parameters (as ``trial.params`` stores them) to run as the study's
+            first trial, e.g. the config's own values; ignored once the study has trials.
 
     Returns:
         The ``optuna.Study`` (loaded from the storage, with every process's trials).
@@ -442,6 +462,8 @@ def tune(
     _quiet(verbose)
     study = load_study(job)  # creates the storage's tables once, before any worker
     before = len(study.get_trials(deepcopy=False))
+    if baseline and not before:
+        study.enqueue_trial(dict(baseline), skip_if_exists=True)
     left = cs.trials_left(n_trials, trial_states(study))
     log.info(
         "study %r: %d trials so far, %d to run (total %d) in %s",

@@ -3,7 +3,8 @@
 Every ``search:`` key is checked against the config before any trial runs: each end of
 each range and each choice is set into a copy of the config, which must parse and build
 (an unknown key path, an empty range, a bad distribution or a value the estimator refuses
-is exit 2 naming ``search.<key>``). Then `shell.tune.tune` runs the trials, and the end
+is exit 2 naming ``search.<key>``). Then `shell.tune.tune` runs the trials (the first
+with the config's own values, when they lie in the search space), and the end
 prints the table of trials and the best one and writes ``DIR/tune.png``.
 """
 
@@ -166,6 +167,7 @@ def tune_config(
         pruner=spec.pruner,
         sampler=spec.sampler,
         verbose=verbose,
+        baseline=cs.baseline_params(data, spec),
     )
 
 
