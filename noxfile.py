@@ -123,3 +123,19 @@ def demo(session: nox.Session) -> None:
     run = ["run", "--config", DEMO_CONFIG, "--output-dir", "runs/wine"]
     session.run("tfexperiment", *run, *session.posargs)
     session.run("tfexperiment", "report", "runs/wine")
+
+
+@nox.session(python=PYTHON, default=False)
+def demo_tune(session: nox.Session) -> None:
+    """A 10-trial sweep of the wine example: `nox -s demo_tune [-- --jobs 2 ...]`.
+
+    Arguments after `--` go to `tfexperiment tune`; the sweep goes to runs/wine-tune
+    (replaced): trials in runs/wine-tune/trial-<n>/, the plot in runs/wine-tune/tune.png.
+    """
+    config = "examples/wine/tune.yaml"
+    if not (ROOT / config).is_file():
+        session.error(f"sweep config {config} not found (the wine example is missing)")
+    install(session, "tf,report,tune")
+    shutil.rmtree(ROOT / "runs" / "wine-tune", ignore_errors=True)  # a fresh study
+    tune = ["tune", "--config", config, "--trials", "10", "--output-dir", "runs/wine-tune"]
+    session.run("tfexperiment", *tune, *session.posargs)
