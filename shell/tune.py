@@ -246,7 +246,7 @@ class Objective:
             params = trial.user_attrs.get("config_params", trial.params)
             with open(os.path.join(trial_dir, "params.json"), "w", encoding="utf-8") as handle:
                 json.dump(params, handle, indent=2, sort_keys=True)
-            shown = " ".join(f"{k}={_short(v)}" for k, v in sorted(trial.params.items()))
+            shown = " ".join(f"{k}={_short(v)}" for k, v in sorted(params.items()))
             log.info("trial %d/%d (#%d) started: %s", n, job.n_trials, trial.number, shown)
             reporter = _Reporter(trial, job, getattr(experiment, "train_steps", None))
             experiment.on_evaluation(reporter)
@@ -356,6 +356,7 @@ def _quiet(verbose: bool, prefix: str | None = None) -> None:
         handler.setFormatter(
             logging.Formatter(f"%(asctime)s {prefix}%(message)s", datefmt="%H:%M:%S")
         )
+        handler.addFilter(_drop_experiment_eval_lines)
         log.addHandler(handler)
         log.setLevel(logging.INFO)
         log.propagate = False
@@ -364,6 +365,11 @@ def _quiet(verbose: bool, prefix: str | None = None) -> None:
         _tf.verbose()
     else:
         _tf.quiet()
+
+
+def _drop_experiment_eval_lines(record: logging.LogRecord) -> bool:
+    """Each trial logs its evaluations itself; drop the Experiment's own line for them."""
+    return not str(record.msg).startswith("evaluation at step")
 
 
 def _run_processes(job: Job, n_jobs: int, trials_before: int, verbose: bool) -> None:
@@ -480,21 +486,6 @@ def tune(
     return load_study(job)
 
 
-def suggest(trial: Any, param: cs.Param) -> Any:
-    """Sample one searched config key with ``trial.suggest_*``; the config value."""
-    if param.kind is cs.Kind.CHOICE:
-        return param.decode(trial.suggest_categorical(param.key, list(param.labels)))
-    if param.kind is cs.Kind.INT:
-        return trial.suggest_int(param.key, param.low, param.high)
-    log_scale = param.kind is cs.Kind.LOGUNIFORM
-    return trial.suggest_float(param.key, param.low, param.high, log=log_scale)
-
-
-def sampled_params(trial: Any, spec: cs.SearchSpec) -> dict[str, Any]:
-    """Every searched key of ``spec`` sampled by ``trial``: ``{dotted_key: config value}``."""
-    return {param.key: suggest(trial, param) for param in spec.params}
-
-
 __all__ = [
     "INSTALL_HINT",
     "Job",
@@ -504,7 +495,5 @@ __all__ = [
     "open_storage",
     "require_optuna",
     "run_trials",
-    "sampled_params",
-    "suggest",
     "tune",
 ]

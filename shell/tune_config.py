@@ -29,9 +29,31 @@ from shell.config import (
     create_experiment,
     parse_config,
 )
-from shell.tune import require_optuna, sampled_params, tune
+from shell.tune import require_optuna, tune
 
-__all__ = ["ConfigTrial", "check_search", "read_sweep", "tune_config"]
+__all__ = [
+    "ConfigTrial",
+    "check_search",
+    "read_sweep",
+    "sampled_params",
+    "suggest",
+    "tune_config",
+]
+
+
+def suggest(trial: Any, param: cs.Param) -> Any:
+    """Sample one searched config key with ``trial.suggest_*``; the config value."""
+    if param.kind is cs.Kind.CHOICE:
+        return param.decode(trial.suggest_categorical(param.key, list(param.labels)))
+    if param.kind is cs.Kind.INT:
+        return trial.suggest_int(param.key, param.low, param.high)
+    log_scale = param.kind is cs.Kind.LOGUNIFORM
+    return trial.suggest_float(param.key, param.low, param.high, log=log_scale)
+
+
+def sampled_params(trial: Any, spec: cs.SearchSpec) -> dict[str, Any]:
+    """Every searched key of ``spec`` sampled by ``trial``: ``{dotted_key: config value}``."""
+    return {param.key: suggest(trial, param) for param in spec.params}
 
 
 @attrs.frozen(kw_only=True)
