@@ -234,3 +234,22 @@ def test_ctrl_c_ends_the_running_trial_cleanly_and_a_rerun_continues(tmp_path: P
     )
     assert [t.state.name for t in study.trials] == ["FAIL", "COMPLETE"]
     assert "interrupted" in "\n".join(summary_lines(study))  # the table's note on trial 0
+
+
+def test_a_journal_file_storage_holds_the_study(tmp_path: Path) -> None:
+    """--storage PATH.journal keeps the study in an Optuna journal file, rerun-safe."""
+    journal = tmp_path / "shared" / "study.journal"
+    kwargs: dict[str, Any] = {
+        "metric": "mae",
+        "output_dir": str(tmp_path / "sweep"),
+        "storage": str(journal),
+        "study_name": "j",
+    }
+    tune(experiment_fn, n_trials=1, **kwargs)
+    tune(experiment_fn, n_trials=1, **kwargs)  # joins the study: nothing left to run
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(journal))
+    )
+    (trial,) = optuna.load_study(study_name="j", storage=storage).trials
+    assert trial.state.name == "COMPLETE"
+    assert trial.user_attrs["model_dir"] == str(tmp_path / "sweep" / "trial-0")
