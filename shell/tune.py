@@ -8,13 +8,13 @@ one-line reason (user attribute ``fail_reason``) and the study goes on. Ctrl-C e
 running trials (their checkpoints kept; marked ``interrupted``, which does not count
 toward the study's total), so a rerun continues the study.
 
-The study lives in an Optuna storage (default ``sqlite:///DIR/study.db``; any RDB URL
-or a journal file): processes sharing it (``n_jobs``, other terminals, other machines)
-share one study, and ``n_trials`` is the study's total across all of them.
+Processes sharing the study's storage (``n_jobs``, other terminals or machines) share
+the study; ``n_trials`` is its total across all of them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import multiprocessing
@@ -22,120 +22,37 @@ import os
 import signal
 import sys
 import time
-import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
 import tenacity
 
+with contextlib.suppress(ModuleNotFoundError):  # no `tune` extra: `require_optuna` says so
+    import optuna
+
 from core import search as cs
 from core._validate import check, non_empty_str, one_of, positive_int
 from core.errors import ConfigError, ConfigTypeError, FieldError
 from core.retry import RetryPolicy, wait_before_attempt
 from shell.progress import export_paths
-
-try:
-    import optuna
-    from optuna.storages.journal import JournalFileBackend
-except ModuleNotFoundError:  # the `tune` extra is not installed; `require_optuna` says so
-    HAVE_OPTUNA = False
-else:
-    HAVE_OPTUNA = True
+from shell.tune_storage import (
+    INSTALL_HINT,
+    default_storage,
+    make_pruner,
+    make_sampler,
+    one_line,
+    open_storage,
+    require_optuna,
+    trial_states,
+)
 
 log = logging.getLogger("tfexperiment")
 
-INSTALL_HINT = "pip install 'tfexperiment[tune]'"
 #: How long a worker process gets to end its trial cleanly after Ctrl-C.
 STOP_GRACE_SECS = 60.0
-#: SQLite: how long a process waits for another's write lock before failing.
-SQLITE_TIMEOUT_SECS = 120
-#: RDB heartbeat: a trial whose process stopped beating this long ago is marked failed.
-HEARTBEAT_SECS, GRACE_SECS = 30, 120
 
 ExperimentFn = Callable[[Any, str], Any]
-
-
-def require_optuna() -> None:
-    """Raise ConfigError (exit 2) naming the extra to install when Optuna is missing."""
-    if not HAVE_OPTUNA:
-        raise ConfigError("tune", "optuna", f"needs Optuna: {INSTALL_HINT}")
-
-
-def one_line(err: BaseException, limit: int = 300) -> str:
-    """``Type: message`` on one line, at most ``limit`` characters."""
-    text = " ".join(str(err).split())
-    text = f"{type(err).__name__}: {text}" if text else type(err).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-# --------------------------------------------------------------------------- storage
-def default_storage(output_dir: str) -> str:
-    """``sqlite:///<output_dir>/study.db`` (absolute)."""
-    return f"sqlite:///{os.path.abspath(os.path.join(output_dir, 'study.db'))}"
-
-
-def open_storage(storage: str | None, output_dir: str) -> Any:
-    """The Optuna storage of a URL or a journal file path (default: `default_storage`).
-
-    Raises:
-        ConfigError: ``storage`` is neither (field ``--storage``).
-    """
-    require_optuna()
-    url = storage or default_storage(output_dir)
-    if cs.storage_kind(url) == "journal":
-        folder = os.path.dirname(os.path.abspath(url))
-        os.makedirs(folder, exist_ok=True)
-        backend = JournalFileBackend(os.path.abspath(url))
-        return optuna.storages.JournalStorage(backend)
-    engine: dict[str, Any] = {}
-    if url.startswith("sqlite:///"):
-        os.makedirs(os.path.dirname(url[len("sqlite:///") :]) or ".", exist_ok=True)
-        engine = {"connect_args": {"timeout": SQLITE_TIMEOUT_SECS}}
-    try:
-        with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 4-5
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(
-                url,
-                engine_kwargs=engine,
-                heartbeat_interval=HEARTBEAT_SECS,
-                grace_period=GRACE_SECS,
-            )
-    except (ImportError, ValueError) as err:  # an unknown dialect or a missing DB driver
-        raise ConfigError("--storage", url, one_line(err)) from None
-
-
-def make_pruner(pruner: Any) -> Any:
-    """An Optuna pruner from a `core.search.Choice` (or an Optuna pruner, returned as is)."""
-    if not isinstance(pruner, cs.Choice):
-        return pruner
-    cls = getattr(optuna.pruners, cs.PRUNERS[pruner.name])
-    try:
-        return cls(**pruner.options)
-    except (TypeError, ValueError, ImportError) as err:
-        raise ConfigError("pruner", dict(pruner.options), one_line(err)) from None
-
-
-def make_sampler(sampler: Any, seed_offset: tuple[int, int] = (0, 0)) -> Any:
-    """An Optuna sampler from a `core.search.Choice` (seed per `core.search.worker_seed`)."""
-    if not isinstance(sampler, cs.Choice):
-        return sampler
-    options = dict(sampler.options)
-    if "seed" in options:
-        options["seed"] = cs.worker_seed(options["seed"], *seed_offset)
-    cls = getattr(optuna.samplers, cs.SAMPLERS[sampler.name])
-    try:
-        return cls(**options)
-    except (TypeError, ValueError, ImportError) as err:
-        raise ConfigError("sampler", dict(sampler.options), one_line(err)) from None
-
-
-def trial_states(study: Any) -> list[tuple[str, bool]]:
-    """``(state name, interrupted)`` of every trial of ``study``."""
-    return [
-        (t.state.name, bool(t.user_attrs.get("interrupted")))
-        for t in study.get_trials(deepcopy=False)
-    ]
 
 
 # --------------------------------------------------------------------------- one study
@@ -337,7 +254,7 @@ def run_trials(job: Job, worker: int = 0, trials_before: int = 0) -> None:
 
 
 def _worker_main(job: Job, worker: int, trials_before: int, verbose: bool) -> None:
-    """Entry point of one worker process: own process group, quiet logs, run trials."""
+    """Entry point of a worker process: own process group, quiet logs, run trials."""
     os.setpgrp()  # Ctrl-C reaches the parent only; it forwards one SIGINT by PID
     _quiet(verbose, prefix=f"[worker {worker}] ")
     try:
@@ -373,15 +290,17 @@ def _drop_experiment_eval_lines(record: logging.LogRecord) -> bool:
 
 
 def _run_processes(job: Job, n_jobs: int, trials_before: int, verbose: bool) -> None:
-    """Run ``n_jobs`` worker processes on the study; Ctrl-C ends them by PID, cleanly."""
+    """Run trials here and in ``n_jobs - 1`` worker processes (this one has TensorFlow
+    loaded already); Ctrl-C ends the workers by PID, each cleanly."""
     ctx = multiprocessing.get_context("spawn")  # never fork a process that imported TF
     procs = [
         ctx.Process(target=_worker_main, args=(job, i, trials_before, verbose), daemon=False)
-        for i in range(n_jobs)
+        for i in range(1, n_jobs)
     ]
     for proc in procs:
         proc.start()
     try:
+        run_trials(job, 0, trials_before)
         while any(proc.is_alive() for proc in procs):
             for proc in procs:
                 proc.join(timeout=0.5)
@@ -495,5 +414,6 @@ __all__ = [
     "open_storage",
     "require_optuna",
     "run_trials",
+    "trial_states",
     "tune",
 ]

@@ -253,3 +253,30 @@ def test_a_journal_file_storage_holds_the_study(tmp_path: Path) -> None:
     (trial,) = optuna.load_study(study_name="j", storage=storage).trials
     assert trial.state.name == "COMPLETE"
     assert trial.user_attrs["model_dir"] == str(tmp_path / "sweep" / "trial-0")
+
+
+BLOCK_OPTUNA = """
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "optuna":
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+sys.meta_path.insert(0, Block())
+from shell.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_without_optuna_tune_exits_2_saying_what_to_install(tmp_path: Path) -> None:
+    """With Optuna not importable, `tune` exits 2 naming the tfexperiment[tune] extra."""
+    config = _write(tmp_path, _config())
+    done = subprocess.run(
+        [sys.executable, "-c", BLOCK_OPTUNA, "tune", "--config", str(config), "--trials", "1"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert done.returncode == 2, done.stderr
+    assert "pip install 'tfexperiment[tune]'" in done.stderr
