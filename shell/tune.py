@@ -304,7 +304,7 @@ def _run_processes(job: Job, n_jobs: int, trials_before: int, verbose: bool) -> 
         while any(proc.is_alive() for proc in procs):
             for proc in procs:
                 proc.join(timeout=0.5)
-    except KeyboardInterrupt:
+    except BaseException:  # Ctrl-C, or this process failed: never leave workers behind
         for proc in procs:
             if proc.is_alive() and proc.pid is not None:
                 os.kill(proc.pid, signal.SIGINT)

@@ -184,7 +184,7 @@ def write_plot(study: Any, path: str) -> str | None:
         if pts:
             pax.scatter(*zip(*pts), color="tab:blue")
         xs = [x for x, _ in pts]
-        if xs and min(xs) > 0 and max(xs) / min(xs) > 20:
+        if xs and min(xs) > 0 and max(xs) / min(xs) > 10:
             pax.set_xscale("log")
         pax.set_xlabel(key)
         pax.set_ylabel(metric)
