@@ -135,7 +135,10 @@ def write_plot(study: Any, path: str) -> str | None:
     searched key, objective vs value) to ``path``; None when matplotlib is missing or no
     trial has a value.
     """
-    try:
+    trial_rows = rows(study)
+    if not any(r.value is not None and math.isfinite(r.value) for r in trial_rows):
+        return None
+    try:  # the `report` extra; imported only when there is something to plot
         import matplotlib
 
         matplotlib.use("Agg")
@@ -144,9 +147,6 @@ def write_plot(study: Any, path: str) -> str | None:
         return None
     metric = str(study.user_attrs.get("metric", "objective"))
     direction = study.direction.name.lower()
-    trial_rows = rows(study)
-    if not any(r.value is not None and math.isfinite(r.value) for r in trial_rows):
-        return None
     numeric = sorted(
         {
             k

@@ -280,3 +280,20 @@ def test_without_optuna_tune_exits_2_saying_what_to_install(tmp_path: Path) -> N
     )
     assert done.returncode == 2, done.stderr
     assert "pip install 'tfexperiment[tune]'" in done.stderr
+
+
+def test_a_study_without_a_complete_trial_exits_1_and_a_missing_metric_stops_it(
+    tmp_path: Path,
+) -> None:
+    """An objective metric the evaluation lacks fails the first trial and ends the study
+    (every trial would fail alike): exit 1, the reason names objective.metric."""
+    from shell.cli import main
+
+    data = _config()
+    data["objective"] = {"metric": "auc", "direction": "maximize"}
+    config = _write(tmp_path, data)
+    out = tmp_path / "out"
+    assert main(["tune", "--config", str(config), "--trials", "3", "-o", str(out)]) == 1
+    (trial,) = _study(out, "sweep").trials
+    assert trial.state.name == "FAIL"
+    assert trial.user_attrs["fail_reason"].startswith("ConfigError: objective.metric='auc'")
