@@ -146,7 +146,7 @@ def core(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     """The whole suite against tensorflow-cpu, then a quick benchmark if there is one."""
-    install(session, "tf,report", "test")
+    install(session, "tf,report,tune", "test")
     run_pytest(session)
     if (ROOT / "benchmarks" / "__main__.py").is_file():
         session.run("python", "-m", "benchmarks", "--quick")
@@ -194,3 +194,19 @@ def demo(session: nox.Session) -> None:
 def readme(session: nox.Session) -> None:
     """Regenerate README.md from docs/readme/*.md (`nox -s readme -- --check` only checks)."""
     session.run(sys.executable, README_SCRIPT, *session.posargs)
+
+
+@nox.session(python=PYTHON, default=False)
+def demo_tune(session: nox.Session) -> None:
+    """A 10-trial sweep of the wine example: `nox -s demo_tune [-- --jobs 2 ...]`.
+
+    Arguments after `--` go to `tfexperiment tune`; the sweep goes to runs/wine-tune
+    (replaced): trials in runs/wine-tune/trial-<n>/, the plot in runs/wine-tune/tune.png.
+    """
+    config = "examples/wine/tune.yaml"
+    if not (ROOT / config).is_file():
+        session.error(f"sweep config {config} not found (the wine example is missing)")
+    install(session, "tf,report,tune")
+    shutil.rmtree(ROOT / "runs" / "wine-tune", ignore_errors=True)  # a fresh study
+    tune = ["tune", "--config", config, "--trials", "10", "--output-dir", "runs/wine-tune"]
+    session.run("tfexperiment", *tune, *session.posargs)

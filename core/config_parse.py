@@ -17,7 +17,7 @@ import yaml
 from core.config import ExperimentConfig
 from core.errors import ConfigError, ConfigTypeError, FieldError
 
-__all__ = ["apply_overrides", "parse_config", "to_mapping"]
+__all__ = ["apply_overrides", "parse_config", "set_dotted", "to_mapping"]
 
 T = TypeVar("T")
 
@@ -126,8 +126,16 @@ def _container_for(next_part: str) -> Any:
     return [] if next_part.isdigit() else {}
 
 
-def _set(result: dict[str, Any], key: str, value: Any) -> None:
-    """Set the dotted ``key`` of ``result`` to ``value`` in place."""
+def set_dotted(result: dict[str, Any], key: str, value: Any) -> None:
+    """Set the dotted ``key`` of ``result`` to ``value`` in place.
+
+    Missing containers on the way are created (a list when the next part is a number);
+    a list index may be the list's length, to append.
+
+    Raises:
+        ConfigError: The path crosses a value that is not a mapping or a list, or
+            indexes past a list's end; the field is the path up to there.
+    """
     parts = key.split(".")
     node: Any = result
     for depth, part in enumerate(parts):
@@ -190,5 +198,5 @@ def apply_overrides(data: Mapping[str, Any], overrides: Iterable[str]) -> dict[s
             raise ConfigError("--set", override, "must be KEY=VALUE, e.g. train_steps=100")
         if any(not part for part in key.split(".")):
             raise ConfigError("--set", override, "has an empty part in its dotted key")
-        _set(result, key, _value(key, text))
+        set_dotted(result, key, _value(key, text))
     return result

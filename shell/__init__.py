@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from shell.exports import ExportStrategy
     from shell.launcher import ClusterResult, LocalCluster, launch_local_cluster
     from shell.runner import run_experiment
+    from shell.sweep import tune
 
 __all__ = [
     "ClusterResult",
@@ -26,6 +27,7 @@ __all__ = [
     "launch_local_cluster",
     "quiet",
     "run_experiment",
+    "tune",
     "verbose",
 ]
 
@@ -38,6 +40,7 @@ _HOMES = {
     "create_experiment": "shell.config",
     "quiet": "shell._tf",
     "run_experiment": "shell.runner",
+    "tune": "shell.sweep",
     "verbose": "shell._tf",
 }
 

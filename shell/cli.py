@@ -21,6 +21,7 @@ from typing import Any, NoReturn, TextIO
 from core.errors import ConfigError, ConfigTypeError, FieldError
 from core.schedule import Schedule, check_schedule_name
 from shell.launcher import launch_local_cluster
+from shell.tune_cli import add_tune_parser
 
 PROG = "tfexperiment"
 log = logging.getLogger("tfexperiment")
@@ -125,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.set_defaults(handler=_report)
 
     add_cluster_parser(sub)
+    add_tune_parser(sub)
     return parser
 
 

@@ -21,7 +21,13 @@ from core.config import ExperimentConfig
 from core.config_parse import apply_overrides, parse_config, to_mapping
 from core.errors import ConfigError, ConfigTypeError
 
-__all__ = ["import_callable", "import_object", "load_config", "read_config_file"]
+__all__ = [
+    "absolute_data_paths",
+    "import_callable",
+    "import_object",
+    "load_config",
+    "read_config_file",
+]
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -91,7 +97,7 @@ def read_config_file(path: Path) -> Any:
         raise ConfigError("config", str(path), f"is not valid YAML: {problem}{where}") from None
 
 
-def _absolute_data_paths(data: Any, base: Path) -> Any:
+def absolute_data_paths(data: Any, base: Path) -> Any:
     """Make relative ``path`` values of the input sections relative to ``base``."""
     if not isinstance(data, Mapping):
         return data
@@ -133,7 +139,7 @@ def load_config(
         data = source
     elif isinstance(source, (str, os.PathLike)):
         path = Path(source).expanduser()
-        data = _absolute_data_paths(read_config_file(path), path.resolve().parent)
+        data = absolute_data_paths(read_config_file(path), path.resolve().parent)
     else:
         raise ConfigTypeError(
             "experiment_config",
