@@ -105,7 +105,9 @@ class BackgroundEvaluator:
         with self._cond:
             if self._closing:
                 raise RuntimeError("BackgroundEvaluator is closed")
-            self._cond.wait_for(lambda: self._error is not None or self._pending < self._max_pending)
+            self._cond.wait_for(
+                lambda: self._error is not None or self._pending < self._max_pending
+            )
             self._raise_error()
             self._jobs.append((checkpoint_path, step))
             self._pending += 1
