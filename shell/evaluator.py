@@ -148,7 +148,7 @@ class _KeepOpenSession(tf.compat.v1.Session):  # type: ignore[misc]
 
 
 class _RestoreSessionCreator(tf.compat.v1.train.SessionCreator):  # type: ignore[misc]
-    """Restores a checkpoint into the persistent session, as `SessionManager` prepares one."""
+    """Restores a checkpoint into the persistent session (or, without one, a new session)."""
 
     def __init__(self, owner: PersistentEvaluator, checkpoint_path: str) -> None:
         self._owner = owner
@@ -180,8 +180,8 @@ class PersistentEvaluator(Evaluator):
     saver, runs its `local_init_op` (fresh metric accumulators) and re-initialises the input.
     One session serves every evaluation unless something in the graph keeps state in the
     session (queue runners, legacy stateful random ops, reshuffling datasets, an input_fn
-    returning tensors); then each evaluation gets a new session on the same graph, prepared by
-    TF's `ChiefSessionCreator` like Estimator's. With hooks (yours, or the EstimatorSpec's
+    returning tensors); then each evaluation gets a new session on the same graph, prepared as
+    TF's `ChiefSessionCreator` prepares Estimator's. With hooks (yours, or the EstimatorSpec's
     `evaluation_hooks`) each evaluation runs in a `MonitoredSession`, as `_evaluate_once`
     does: `begin`, `after_create_session`, `before_run`/`after_run` per step, `end`, then the
     final metric fetch. One difference is unavoidable: from the second evaluation on, `begin`
@@ -345,14 +345,25 @@ class PersistentEvaluator(Evaluator):
         return self._run_monitored(graph, checkpoint_path)
 
     def _restore(self, checkpoint_path: str) -> Any:
-        """Restores into the persistent session and resets its locals (as `SessionManager`).
+        """Restores into the persistent session and resets its locals, as `SessionManager`.
+
+        Without a persistent session, a new one is made on the kept graph first, as
+        `ChiefSessionCreator` makes one. Readiness is checked on the first evaluation only:
+        the graph does not change, and a checkpoint lacking a variable fails to restore.
 
         Raises:
             RuntimeError: If the restored model is not ready (as `SessionManager` reports).
         """
-        assert self._graph is not None and self._session is not None
-        session, scaffold = self._session, self._graph.scaffold
+        assert self._graph is not None
+        scaffold = self._graph.scaffold
         scaffold.finalize()  # Also finalizes the graph (idempotent).
+        session = self._session
+        if session is None:
+            session = tf.compat.v1.Session(
+                target=self._estimator.config.evaluation_master,
+                graph=self._graph.graph,
+                config=self._estimator._session_config,
+            )
         scaffold.saver.restore(session, checkpoint_path)
         if not self._ready_checked:
             _check_ready(session, scaffold.ready_for_local_init_op, "local_init")
@@ -393,16 +404,7 @@ class PersistentEvaluator(Evaluator):
         hooks.extend(graph.evaluation_hooks)
         final = tf.compat.v1.train.FinalOpsHook(graph.eval_dict)
         hooks.append(final)
-        creator: Any
-        if self._session is not None:
-            creator = _RestoreSessionCreator(self, checkpoint_path)
-        else:
-            creator = tf.compat.v1.train.ChiefSessionCreator(
-                scaffold=graph.scaffold,
-                checkpoint_filename_with_path=checkpoint_path,
-                master=self._estimator.config.evaluation_master,
-                config=self._estimator._session_config,
-            )
+        creator = _RestoreSessionCreator(self, checkpoint_path)
         graph.rewind_feed_fns()
         was_finalized = graph.graph.finalized
         try:
