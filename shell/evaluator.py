@@ -228,7 +228,6 @@ class PersistentEvaluator(Evaluator):
         self._graph: EvalGraph | None = None
         self._session: _KeepOpenSession | None = None
         self._ready_checked = False
-        self._evaluations = 0
         self._fallback: FallbackEvaluator | None = None
 
     @property
@@ -276,21 +275,26 @@ class PersistentEvaluator(Evaluator):
                 except _HookNeedsNewGraph as error:
                     log.info("evaluating with estimator.evaluate from now on: %s", error)
                     self._fallback = self._make_fallback()
-                    return self._fallback.evaluate(checkpoint_path)
-                _tf_logging.info("Inference Time : %.5fs", time.time() - start)
-                self._evaluations += 1
-                step = results[tf.compat.v1.GraphKeys.GLOBAL_STEP]
-                # Private Estimator helpers, used on purpose: the event files must be
-                # exactly those `Estimator.evaluate` writes (TensorBoard, exporters).
-                _estimator_lib._write_dict_to_summary(
-                    output_dir=self._output_dir, dictionary=results, current_global_step=step
-                )
-                _estimator_lib._write_checkpoint_path_to_summary(
-                    output_dir=self._output_dir,
-                    checkpoint_path=checkpoint_path,
-                    current_global_step=step,
-                )
+                else:
+                    _tf_logging.info("Inference Time : %.5fs", time.time() - start)
+                    self._write_summaries(results, checkpoint_path)
+            if self._fallback is not None:
+                return self._fallback.evaluate(checkpoint_path)
             return results
+
+    def _write_summaries(self, results: dict[str, Any], checkpoint_path: str) -> None:
+        """Writes the evaluation's event file entries, as `Estimator._evaluate_run` does."""
+        step = results[tf.compat.v1.GraphKeys.GLOBAL_STEP]
+        # Private Estimator helpers, used on purpose: the event files must be exactly
+        # those `Estimator.evaluate` writes (TensorBoard, exporters).
+        _estimator_lib._write_dict_to_summary(
+            output_dir=self._output_dir, dictionary=results, current_global_step=step
+        )
+        _estimator_lib._write_checkpoint_path_to_summary(
+            output_dir=self._output_dir,
+            checkpoint_path=checkpoint_path,
+            current_global_step=step,
+        )
 
     def close(self) -> None:
         """Closes the session; later `evaluate` calls raise RuntimeError."""

@@ -28,30 +28,31 @@ def _eval_input_fn() -> Any:
 
 
 class RecordingHook(tf.compat.v1.train.SessionRunHook):  # type: ignore[misc]
-    """Records every life-cycle call with what it fetched (global and evaluation step)."""
+    """Records every life-cycle call with what it fetched (global step; eval step at the end).
+
+    The eval step is not fetched per run: its read races the run's own increment.
+    """
 
     def __init__(self, tag: str) -> None:
         self.tag = tag
 
     def begin(self) -> None:
         _CALLS.append((self.tag, "begin"))
-        self._fetch = [
-            tf.compat.v1.train.get_global_step(),
-            tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.EVAL_STEP)[0],
-        ]
+        self._step = tf.compat.v1.train.get_global_step()
+        self._eval_step = tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.EVAL_STEP)[0]
 
     def after_create_session(self, session: Any, coord: Any) -> None:
         _CALLS.append((self.tag, "after_create_session", coord is not None))
 
     def before_run(self, run_context: Any) -> Any:
         _CALLS.append((self.tag, "before_run"))
-        return tf.compat.v1.train.SessionRunArgs(self._fetch)
+        return tf.compat.v1.train.SessionRunArgs(self._step)
 
     def after_run(self, run_context: Any, run_values: Any) -> None:
-        _CALLS.append((self.tag, "after_run", *(int(v) for v in run_values.results)))
+        _CALLS.append((self.tag, "after_run", int(run_values.results)))
 
     def end(self, session: Any) -> None:
-        _CALLS.append((self.tag, "end", int(session.run(self._fetch[1]))))
+        _CALLS.append((self.tag, "end", int(session.run(self._eval_step))))
 
 
 class GrowingHook(tf.compat.v1.train.SessionRunHook):  # type: ignore[misc]
