@@ -95,24 +95,27 @@ class _Timer:
 
 
 # ----------------------------------------------------------------------- W1 train_and_evaluate
-def w1_ours(params: Params) -> Result:
-    """`Experiment.train_and_evaluate`, evaluations collected with ``on_evaluation``."""
-    from benchmarks import model
-    from shell import Experiment
+def _setup(params: Params) -> tuple[Any, Any, Any, list[Any]]:
+    """The W1 set-up ``params["setup"]``: (estimator, train input, eval input, eval hooks).
 
-    model_dir = params["model_dir"]
-    estimator = model.estimator(model_dir, save_steps=params["save_steps"])
-    experiment = Experiment(
-        estimator,
-        model.train_input_fn,
-        model.eval_input_fn,
-        train_steps=params["train_steps"],
-        eval_steps=params["eval_steps"],
-    )
-    seen: list[dict[str, float]] = []
-    experiment.on_evaluation(lambda result: seen.append(_scalars(result)))
-    with _Timer() as timer:
-        final, _ = experiment.train_and_evaluate()
+    ``plain``: the custom model_fn with a Dataset input; ``canned``: a ``DNNRegressor``;
+    ``hook``: plain plus an evaluation ``SessionRunHook``; ``numpy``: plain with a
+    ``numpy_input_fn`` (queue-runner) evaluation input.
+    """
+    from benchmarks import model
+
+    setup = params.get("setup", "plain")
+    save_steps = params["save_steps"]
+    if setup == "canned":
+        estimator = model.canned_estimator(params["model_dir"], save_steps=save_steps)
+    else:
+        estimator = model.estimator(params["model_dir"], save_steps=save_steps)
+    eval_input_fn = model.numpy_eval_input_fn if setup == "numpy" else model.eval_input_fn
+    hooks = [model.CountingHook()] if setup == "hook" else []
+    return estimator, model.train_input_fn, eval_input_fn, hooks
+
+
+def _w1_result(timer: _Timer, model_dir: str, seen: list[dict[str, float]], final: Any) -> Result:
     events = eval_events(os.path.join(model_dir, "eval"))
     return {
         "seconds": timer.seconds,
@@ -124,16 +127,90 @@ def w1_ours(params: Params) -> Result:
     }
 
 
+def w1_ours(params: Params) -> Result:
+    """`Experiment.train_and_evaluate`, evaluations collected with ``on_evaluation``."""
+    from shell import Experiment
+
+    estimator, train_input_fn, eval_input_fn, hooks = _setup(params)
+    experiment = Experiment(
+        estimator,
+        train_input_fn,
+        eval_input_fn,
+        train_steps=params["train_steps"],
+        eval_steps=params["eval_steps"],
+        eval_hooks=hooks,
+    )
+    seen: list[dict[str, float]] = []
+    experiment.on_evaluation(lambda result: seen.append(_scalars(result)))
+    with _Timer() as timer:
+        final, _ = experiment.train_and_evaluate()
+    return _w1_result(timer, params["model_dir"], seen, final)
+
+
+def w1_background(params: Params) -> Result:
+    """The prototype: train_and_evaluate with each checkpoint evaluated in a worker thread.
+
+    What ``Experiment.train_and_evaluate`` would do with a ``BackgroundEvaluator``: the
+    saver listener submits each checkpoint and collects the finished results (in order);
+    after training, the final checkpoint is submitted unless it was, then all are drained.
+    ``params["inline"]`` evaluates in the listener instead (the same loop, for comparison).
+    """
+    from benchmarks import model
+    from shell.background import BackgroundEvaluator
+    from shell.evaluator import make_evaluator
+
+    tf: Any = model.tf
+    estimator, train_input_fn, eval_input_fn, hooks = _setup(params)
+    seen: list[dict[str, float]] = []
+    submitted: list[int] = []
+    inline = bool(params.get("inline"))
+    args = (estimator, eval_input_fn)
+    kwargs = {"steps": params["eval_steps"], "hooks": hooks, "name": None}
+    background = BackgroundEvaluator(*args, **kwargs)
+    evaluator = make_evaluator(*args, **kwargs) if inline else None
+
+    def evaluate(path: str, step: int) -> None:
+        submitted.append(step)
+        if evaluator is not None:
+            seen.append(_scalars(evaluator.evaluate(path)))
+        else:
+            background.submit(path, step)
+            seen.extend(_scalars(e.result) for e in background.results())
+
+    class Listener(tf.estimator.CheckpointSaverListener):  # type: ignore[misc]
+        def after_save(self, session: Any, global_step_value: int) -> None:
+            step = int(global_step_value)
+            if step > (submitted[-1] if submitted else 0):
+                evaluate(f"{estimator.model_dir}/model.ckpt-{step}", step)
+
+    with _Timer() as timer:
+        estimator.train(
+            train_input_fn, max_steps=params["train_steps"], saving_listeners=[Listener()]
+        )
+        final_step = params["train_steps"]
+        if not submitted or submitted[-1] != final_step:
+            evaluate(f"{estimator.model_dir}/model.ckpt-{final_step}", final_step)
+        seen.extend(_scalars(e.result) for e in background.drain())
+        background.close()
+        if evaluator is not None:
+            evaluator.close()
+    return _w1_result(timer, params["model_dir"], seen, seen[-1])
+
+
 def w1_reference(params: Params) -> Result:
     """``tf.estimator.train_and_evaluate`` (throttle_secs=0); evaluations from event files."""
     from benchmarks import model
 
     tf: Any = model.tf
     model_dir = params["model_dir"]
-    estimator = model.estimator(model_dir, save_steps=params["save_steps"])
-    train_spec = tf.estimator.TrainSpec(model.train_input_fn, max_steps=params["train_steps"])
+    estimator, train_input_fn, eval_input_fn, hooks = _setup(params)
+    train_spec = tf.estimator.TrainSpec(train_input_fn, max_steps=params["train_steps"])
     eval_spec = tf.estimator.EvalSpec(
-        model.eval_input_fn, steps=params["eval_steps"], start_delay_secs=0, throttle_secs=0
+        eval_input_fn,
+        steps=params["eval_steps"],
+        hooks=hooks,
+        start_delay_secs=0,
+        throttle_secs=0,
     )
     with _Timer() as timer:
         final, _ = tf.estimator.train_and_evaluate(estimator, train_spec, eval_spec)
@@ -150,11 +227,9 @@ def w1_reference(params: Params) -> Result:
 
 def w1_train_only(params: Params) -> Result:
     """The baseline: ``estimator.train`` alone, same steps and checkpoints, no evaluation."""
-    from benchmarks import model
-
-    estimator = model.estimator(params["model_dir"], save_steps=params["save_steps"])
+    estimator, train_input_fn, _, _ = _setup(params)
     with _Timer() as timer:
-        estimator.train(model.train_input_fn, max_steps=params["train_steps"])
+        estimator.train(train_input_fn, max_steps=params["train_steps"])
     return {"seconds": timer.seconds, "cpu_seconds": timer.cpu_seconds}
 
 
@@ -562,6 +637,8 @@ SIDES: dict[str, Callable[[Params], Result]] = {
     "w1-ours": w1_ours,
     "w1-reference": w1_reference,
     "w1-train-only": w1_train_only,
+    "w1-background": w1_background,
+    "w1-inline": lambda params: w1_background({**params, "inline": True}),
     "w2-ours": w2_ours,
     "w2-reference": w2_reference,
     "w3-trainer": w3_trainer,

@@ -14,7 +14,17 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["estimator", "eval_input_fn", "model_fn", "quiet", "tf", "train_input_fn"]
+__all__ = [
+    "CountingHook",
+    "canned_estimator",
+    "estimator",
+    "eval_input_fn",
+    "model_fn",
+    "numpy_eval_input_fn",
+    "quiet",
+    "tf",
+    "train_input_fn",
+]
 
 SEED = 42
 TRAIN_ROWS = 256
@@ -123,3 +133,46 @@ def quiet() -> None:
 
 
 quiet()
+
+
+# ------------------------------------------------------------ W1 set-ups beyond the plain one
+def canned_estimator(model_dir: str, *, save_steps: int | None = 200) -> Any:
+    """A canned ``DNNRegressor`` (16 hidden units, Adam) on the same data and ``RunConfig``.
+
+    Keras' layers inside it draw unseeded initializer seeds from Python's ``random``: the
+    seeds are fixed here so both sides start from the same weights.
+    """
+    tf.keras.utils.set_random_seed(SEED)
+    config = tf.estimator.RunConfig(
+        model_dir=model_dir,
+        tf_random_seed=SEED,
+        save_checkpoints_steps=save_steps,
+        keep_checkpoint_max=50,
+    )
+    columns = [tf.feature_column.numeric_column("x", shape=(FEATURES,))]
+    return tf.estimator.DNNRegressor([16], columns, optimizer="Adam", config=config)
+
+
+def numpy_eval_input_fn() -> Any:
+    """Evaluation input through queue runners: ``numpy_input_fn``, one epoch, in order."""
+    x, y = data(EVAL_ROWS, seed=1)
+    fn = tf.compat.v1.estimator.inputs.numpy_input_fn(
+        {"x": x}, y, batch_size=BATCH, num_epochs=1, shuffle=False
+    )
+    return fn()
+
+
+class CountingHook(tf.estimator.SessionRunHook):  # type: ignore[misc]
+    """An evaluation hook that fetches the global step each run and counts the runs."""
+
+    def __init__(self) -> None:
+        self.runs = 0
+
+    def begin(self) -> None:
+        self._step = tf.compat.v1.train.get_global_step()
+
+    def before_run(self, run_context: Any) -> Any:
+        return tf.compat.v1.train.SessionRunArgs(self._step)
+
+    def after_run(self, run_context: Any, run_values: Any) -> None:
+        self.runs += 1

@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import abc
+import logging
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from types import TracebackType
 from typing import Any
 
 import tensorflow as tf
 from tensorflow.python.training import evaluation as _tf_evaluation
 from tensorflow_estimator.python.estimator import estimator as _estimator_lib
-from tensorflow_estimator.python.estimator import util as _estimator_util
+
+from shell.eval_graph import (
+    EvalGraph,
+    UnsupportedEvaluationError,
+    build_eval_graph,
+    check_estimator,
+)
 
 __all__ = [
     "Evaluator",
@@ -22,44 +29,8 @@ __all__ = [
     "make_evaluator",
 ]
 
-_logging = tf.compat.v1.logging
-
-# Legacy stateful random kernels keep their RNG state in the session: a persistent session
-# would continue the sequence where a fresh `Estimator.evaluate` session restarts it.
-# (`Stateful*` ops of `tf.random.Generator` keep state in a variable, which is restored.)
-_STATEFUL_RANDOM_OPS = frozenset(
-    {
-        "Multinomial",
-        "NonDeterministicInts",
-        "ParameterizedTruncatedNormal",
-        "RandomCrop",
-        "RandomGamma",
-        "RandomPoisson",
-        "RandomPoissonV2",
-        "RandomShuffle",
-        "RandomShuffleQueue",
-        "RandomShuffleQueueV2",
-        "RandomStandardNormal",
-        "RandomUniform",
-        "RandomUniformInt",
-        "TruncatedNormal",
-    }
-)
-
-# Estimator members whose default behaviour the persistent path reproduces; a subclass that
-# overrides one of them (e.g. TPUEstimator) evaluates differently, so it gets the fallback.
-_REPRODUCED_MEMBERS = (
-    "evaluate",
-    "_actual_eval",
-    "_evaluate_build_graph",
-    "_call_model_fn_eval",
-    "_evaluate_run",
-    "_get_features_and_labels_from_input_fn",
-)
-
-
-class UnsupportedEvaluationError(ValueError):
-    """The persistent path cannot reproduce `Estimator.evaluate` for this setup."""
+log = logging.getLogger("tfexperiment")
+_tf_logging = tf.compat.v1.logging
 
 
 class Evaluator(abc.ABC):
@@ -160,20 +131,65 @@ class FallbackEvaluator(Evaluator):
         """Nothing to release."""
 
 
-class PersistentEvaluator(Evaluator):
-    """Builds the evaluation graph and session once; each call restores a checkpoint into them.
+class _KeepOpenSession(tf.compat.v1.Session):  # type: ignore[misc]
+    """A session that `MonitoredSession` may "close" after each evaluation: it stays open."""
 
-    It reproduces `Estimator.evaluate(input_fn, steps, checkpoint_path=..., name=...)` for a
-    plain single-device `tf.estimator.Estimator` (custom or canned) whose input_fn returns a
-    `tf.data.Dataset`: same graph (built by the Estimator's own `_evaluate_build_graph`, so the
-    same variable names, graph seed, loss metric and scaffold), same restore (the scaffold's
-    saver), fresh metric accumulators (the scaffold's `local_init_op`) and input (the
-    Dataset's initializable iterator re-initialised) per call, and the same summaries written
-    to `estimator.eval_dir(name)` with the Estimator's private `_write_dict_to_summary` and
-    `_write_checkpoint_path_to_summary`. Calls are serialised by a lock and only ever touch
-    this evaluator's own `tf.Graph`, so they may come from a `CheckpointSaverListener` while
-    `estimator.train()` runs. Prefer `make_evaluator`, which falls back to
-    `estimator.evaluate` whenever this class raises `UnsupportedEvaluationError`.
+    _really_close = False
+
+    def close(self) -> None:
+        """Does nothing until `close_for_good`."""
+        if self._really_close:
+            super().close()
+
+    def close_for_good(self) -> None:
+        """Closes the session."""
+        self._really_close = True
+        super().close()
+
+
+class _RestoreSessionCreator(tf.compat.v1.train.SessionCreator):  # type: ignore[misc]
+    """Restores a checkpoint into the persistent session (or, without one, a new session)."""
+
+    def __init__(self, owner: PersistentEvaluator, checkpoint_path: str) -> None:
+        self._owner = owner
+        self._path = checkpoint_path
+
+    def create_session(self) -> Any:
+        """Returns the persistent session with `checkpoint_path` restored, locals reset."""
+        return self._owner._restore(self._path)
+
+
+class _BeginOnce(tf.compat.v1.train.SessionRunHook):  # type: ignore[misc]
+    """Estimator's own input hook, whose `begin` (building its initializer) already ran."""
+
+    def __init__(self, hook: Any) -> None:
+        self._hook = hook
+
+    def after_create_session(self, session: Any, coord: Any) -> None:
+        """Re-initialises the input iterator: each evaluation restarts the input."""
+        self._hook.after_create_session(session, coord)
+
+
+class PersistentEvaluator(Evaluator):
+    """Builds the evaluation graph once; each call restores a checkpoint and evaluates it.
+
+    It reproduces `Estimator.evaluate(input_fn, steps, hooks, checkpoint_path=..., name=...)`
+    for a `tf.estimator.Estimator` (custom or canned, with or without `eval_distribute`): the
+    graph is built by the Estimator's own `_evaluate_build_graph` (same variable names, graph
+    seed, loss metric, scaffold, strategy scope), then each evaluation restores the scaffold's
+    saver, runs its `local_init_op` (fresh metric accumulators) and re-initialises the input.
+    One session serves every evaluation unless something in the graph keeps state in the
+    session (queue runners, legacy stateful random ops, reshuffling datasets, an input_fn
+    returning tensors); then each evaluation gets a new session on the same graph, prepared as
+    TF's `ChiefSessionCreator` prepares Estimator's. With hooks (yours, or the EstimatorSpec's
+    `evaluation_hooks`) each evaluation runs in a `MonitoredSession`, as `_evaluate_once`
+    does: `begin`, `after_create_session`, `before_run`/`after_run` per step, `end`, then the
+    final metric fetch. One difference is unavoidable: from the second evaluation on, `begin`
+    runs on the finalized graph (the graph is kept); a hook whose `begin` adds ops each time
+    makes this evaluator hand that and every later evaluation to `estimator.evaluate`.
+    Summaries are written to `estimator.eval_dir(name)` with Estimator's own helpers. Calls
+    are serialised by a lock and only touch this evaluator's `tf.Graph`, so they may come from
+    a `CheckpointSaverListener` while `estimator.train()` runs, or from another thread.
     """
 
     def __init__(
@@ -185,26 +201,23 @@ class PersistentEvaluator(Evaluator):
         hooks: Sequence[Any] = (),
         name: str | None = None,
     ) -> None:
-        """Stores the arguments; the graph and session are built on the first evaluation.
+        """Stores the arguments; the graph is built by `build` or the first evaluation.
 
         Args:
-            estimator: A `tf.estimator.Estimator` (or canned subclass) without distribution.
-            input_fn: The evaluation input_fn; it must return a `tf.data.Dataset`.
-            steps: Batches per evaluation, or None to evaluate until the Dataset ends.
-            hooks: Must be empty: hooks are only supported by `FallbackEvaluator`.
+            estimator: A `tf.estimator.Estimator` (or canned subclass).
+            input_fn: The evaluation input_fn.
+            steps: Batches per evaluation, or None to evaluate until the input ends.
+            hooks: `SessionRunHook`s run in every evaluation, as `estimator.evaluate` runs them.
             name: Evaluation name (metrics go to `eval_<name>`).
 
         Raises:
             ValueError: If `steps <= 0`.
-            UnsupportedEvaluationError: If hooks are given or the estimator is not supported.
+            TypeError: If a hook is not a `SessionRunHook`.
+            UnsupportedEvaluationError: If the estimator is not supported.
         """
         _check_steps(steps)
-        if hooks:
-            raise UnsupportedEvaluationError(
-                f"hooks={list(hooks)!r}: evaluation hooks are only supported by "
-                "FallbackEvaluator (their begin/end contract is per evaluation graph)"
-            )
-        _check_estimator(estimator)
+        self._hooks = _estimator_lib._check_hooks_type(hooks)
+        check_estimator(estimator)
         self._estimator = estimator
         self._input_fn = input_fn
         self._steps = steps
@@ -212,13 +225,25 @@ class PersistentEvaluator(Evaluator):
         self._output_dir: str = estimator.eval_dir(name)
         self._lock = threading.Lock()
         self._closed = False
-        self._graph: Any = None
-        self._session: Any = None
-        self._scaffold: Any = None
-        self._input_hook: Any = None
-        self._eval_ops: list[Any] = []
-        self._eval_dict: dict[str, Any] = {}
+        self._graph: EvalGraph | None = None
+        self._session: _KeepOpenSession | None = None
         self._ready_checked = False
+        self._fallback: FallbackEvaluator | None = None
+
+    @property
+    def reuses_session(self) -> bool:
+        """Whether one session serves every evaluation (else one per evaluation); builds."""
+        with self._lock:
+            return self._build().fresh_session_reasons == []
+
+    def build(self) -> None:
+        """Builds the graph (and the session, where one serves all evaluations) now.
+
+        Raises:
+            UnsupportedEvaluationError: If the graph cannot be evaluated persistently.
+        """
+        with self._lock:
+            self._build()
 
     def evaluate(self, checkpoint_path: str) -> dict[str, Any]:
         """Restores `checkpoint_path`, runs the evaluation and writes its summaries.
@@ -239,106 +264,173 @@ class PersistentEvaluator(Evaluator):
         with self._lock:
             if self._closed:
                 raise RuntimeError("PersistentEvaluator is closed")
-            self._build()
-            with self._graph.as_default():
-                results = self._run(checkpoint_path)
-                step = results[tf.compat.v1.GraphKeys.GLOBAL_STEP]
-                # Private Estimator helpers, used on purpose: the event files must be
-                # exactly those `Estimator.evaluate` writes (TensorBoard, exporters).
-                _estimator_lib._write_dict_to_summary(
-                    output_dir=self._output_dir, dictionary=results, current_global_step=step
-                )
-                _estimator_lib._write_checkpoint_path_to_summary(
-                    output_dir=self._output_dir,
-                    checkpoint_path=checkpoint_path,
-                    current_global_step=step,
-                )
+            if self._fallback is not None:
+                return self._fallback.evaluate(checkpoint_path)
+            graph = self._build()
+            with graph.scope():
+                _tf_logging.info("Starting evaluation of %s", checkpoint_path)
+                start = time.time()
+                try:
+                    results = self._run(graph, checkpoint_path)
+                except _HookNeedsNewGraph as error:
+                    log.info("evaluating with estimator.evaluate from now on: %s", error)
+                    self._fallback = self._make_fallback()
+                else:
+                    _tf_logging.info("Inference Time : %.5fs", time.time() - start)
+                    self._write_summaries(results, checkpoint_path)
+            if self._fallback is not None:
+                return self._fallback.evaluate(checkpoint_path)
             return results
+
+    def _write_summaries(self, results: dict[str, Any], checkpoint_path: str) -> None:
+        """Writes the evaluation's event file entries, as `Estimator._evaluate_run` does."""
+        step = results[tf.compat.v1.GraphKeys.GLOBAL_STEP]
+        # Private Estimator helpers, used on purpose: the event files must be exactly
+        # those `Estimator.evaluate` writes (TensorBoard, exporters).
+        _estimator_lib._write_dict_to_summary(
+            output_dir=self._output_dir, dictionary=results, current_global_step=step
+        )
+        _estimator_lib._write_checkpoint_path_to_summary(
+            output_dir=self._output_dir,
+            checkpoint_path=checkpoint_path,
+            current_global_step=step,
+        )
 
     def close(self) -> None:
         """Closes the session; later `evaluate` calls raise RuntimeError."""
         with self._lock:
             self._closed = True
             if self._session is not None:
-                self._session.close()
+                self._session.close_for_good()
                 self._session = None
 
-    def _build(self) -> None:
-        """Builds the graph, its scaffold and the session once (caller holds the lock).
+    def _make_fallback(self) -> FallbackEvaluator:
+        return FallbackEvaluator(
+            self._estimator, self._input_fn, steps=self._steps, hooks=self._hooks, name=self._name
+        )
+
+    def _build(self) -> EvalGraph:
+        """Builds the graph and, where one serves all evaluations, the session (caller locks).
+
+        Returns:
+            The evaluation graph.
 
         Raises:
             UnsupportedEvaluationError: If the graph cannot be evaluated persistently.
         """
-        if self._session is not None:
-            return
-        graph = tf.Graph()
-        with graph.as_default():
-            # Same graph as `Estimator._actual_eval` builds: seed, global step, input_fn,
-            # model_fn via `_call_model_fn`, loss metric, scaffold local_init_op.
-            scaffold, update_op, eval_dict, all_hooks = self._estimator._evaluate_build_graph(
-                self._input_fn, hooks=[], checkpoint_path="<persistent evaluator>"
+        if self._graph is not None:
+            return self._graph
+        graph = build_eval_graph(self._estimator, self._input_fn)
+        if graph.fresh_session_reasons:
+            log.info(
+                "evaluation graph built once, a new session per evaluation because of %s",
+                "; ".join(graph.fresh_session_reasons),
             )
-            self._input_hook = _dataset_hook(all_hooks)
-            if graph.get_collection(tf.compat.v1.GraphKeys.QUEUE_RUNNERS):
-                raise UnsupportedEvaluationError("the evaluation graph has queue runners")
-            if graph.get_collection("saved_model_initializers"):
-                raise UnsupportedEvaluationError("the graph has saved_model_initializers")
-            # As `evaluation._evaluate_once`: count evaluation steps in `eval_step`.
-            eval_step = _tf_evaluation._get_or_create_eval_step()
-            update_eval_step = tf.compat.v1.assign_add(eval_step, 1, use_locking=True)
-            eval_ops = [update_op, update_eval_step]
-            random_ops = _stateful_random_ops(graph, [*eval_ops, *eval_dict.values()])
-            if random_ops:
-                raise UnsupportedEvaluationError(
-                    f"evaluation runs stateful random ops {sorted(random_ops)}: their state "
-                    "would carry over between evaluations"
-                )
-            self._input_hook.begin()
-            scaffold.finalize()  # Also finalizes the graph: nothing is added after this.
-            session = tf.compat.v1.Session(
+        else:
+            self._session = _KeepOpenSession(
                 target=self._estimator.config.evaluation_master,
-                graph=graph,
+                graph=graph.graph,
                 config=self._estimator._session_config,
             )
         self._graph = graph
-        self._scaffold = scaffold
-        self._eval_ops = eval_ops
-        self._eval_dict = eval_dict
-        self._session = session
+        return graph
 
-    def _run(self, checkpoint_path: str) -> dict[str, Any]:
-        """Restores, resets metrics and input, runs the steps and reads the metrics.
-
-        Args:
-            checkpoint_path: Path prefix of the checkpoint to restore.
+    def _run(self, graph: EvalGraph, checkpoint_path: str) -> dict[str, Any]:
+        """Runs one evaluation: the direct loop without hooks, else a `MonitoredSession`.
 
         Returns:
             The fetched metric values, keyed like `Estimator.evaluate`'s result.
 
         Raises:
+            _HookNeedsNewGraph: If a hook's `begin` needs to add ops to the finalized graph.
+        """
+        if self._session is not None and not self._hooks and not graph.evaluation_hooks:
+            return self._run_direct(graph, checkpoint_path)
+        return self._run_monitored(graph, checkpoint_path)
+
+    def _restore(self, checkpoint_path: str) -> Any:
+        """Restores into the persistent session and resets its locals, as `SessionManager`.
+
+        Without a persistent session, a new one is made on the kept graph first, as
+        `ChiefSessionCreator` makes one. Readiness is checked on the first evaluation only:
+        the graph does not change, and a checkpoint lacking a variable fails to restore.
+
+        Raises:
             RuntimeError: If the restored model is not ready (as `SessionManager` reports).
         """
-        session, scaffold = self._session, self._scaffold
-        _logging.info("Starting evaluation of %s", checkpoint_path)
-        start = time.time()
+        assert self._graph is not None
+        scaffold = self._graph.scaffold
+        scaffold.finalize()  # Also finalizes the graph (idempotent).
+        session = self._session
+        if session is None:
+            session = tf.compat.v1.Session(
+                target=self._estimator.config.evaluation_master,
+                graph=self._graph.graph,
+                config=self._estimator._session_config,
+            )
         scaffold.saver.restore(session, checkpoint_path)
         if not self._ready_checked:
             _check_ready(session, scaffold.ready_for_local_init_op, "local_init")
-        session.run(scaffold.local_init_op)
+        session.run(scaffold.local_init_op, feed_dict=scaffold.local_init_feed_dict)
         if not self._ready_checked:
             _check_ready(session, scaffold.ready_op, "evaluation")
             self._ready_checked = True
-        self._input_hook.after_create_session(session, None)
+        return session
+
+    def _run_direct(self, graph: EvalGraph, checkpoint_path: str) -> dict[str, Any]:
+        """`_evaluate_once` without hooks: restore, rewind the input, run the steps, fetch."""
+        session = self._restore(checkpoint_path)
+        for hook in graph.input_hooks:
+            hook.after_create_session(session, None)
         done = 0
         try:
             while self._steps is None or done < self._steps:
-                session.run(self._eval_ops)
+                session.run(graph.eval_ops)
                 done += 1
         except tf.errors.OutOfRangeError:
             pass
-        results: dict[str, Any] = session.run(self._eval_dict)
-        _logging.info("Evaluation of %d steps took %.5fs", done, time.time() - start)
+        results: dict[str, Any] = session.run(graph.eval_dict)
         return results
+
+    def _run_monitored(self, graph: EvalGraph, checkpoint_path: str) -> dict[str, Any]:
+        """`_evaluate_once` on the kept graph: the same hooks, in the same order, same calls.
+
+        Raises:
+            _HookNeedsNewGraph: If a hook's `begin` needs to add ops to the finalized graph.
+        """
+        # As Estimator: input hooks, your hooks, the steps hook, evaluation_hooks, final ops.
+        hooks: list[Any] = [_BeginOnce(hook) for hook in graph.input_hooks]
+        hooks.extend(self._hooks)
+        if self._steps is not None:
+            stop = _tf_evaluation._StopAfterNEvalsHook(num_evals=self._steps)
+            stop._set_evals_completed_tensor(graph.eval_step_value)
+            hooks.append(stop)
+        hooks.extend(graph.evaluation_hooks)
+        final = tf.compat.v1.train.FinalOpsHook(graph.eval_dict)
+        hooks.append(final)
+        creator = _RestoreSessionCreator(self, checkpoint_path)
+        graph.rewind_feed_fns()
+        was_finalized = graph.graph.finalized
+        try:
+            with tf.compat.v1.train.MonitoredSession(
+                session_creator=creator, hooks=hooks
+            ) as session:
+                while not session.should_stop():
+                    session.run(graph.eval_ops)
+        except RuntimeError as error:
+            if was_finalized and "finalized" in str(error):
+                raise _HookNeedsNewGraph(f"a hook adds ops in each begin: {error}") from error
+            raise
+        finally:
+            # MonitoredSession un-finalizes a graph it found unfinalized: keep it finalized,
+            # so a later hook that would grow the graph each evaluation is detected.
+            graph.scaffold.finalize()
+        values: dict[str, Any] = final.final_ops_values
+        return values
+
+
+class _HookNeedsNewGraph(RuntimeError):
+    """A hook needs to add ops to the evaluation graph in each evaluation."""
 
 
 def make_evaluator(
@@ -351,17 +443,16 @@ def make_evaluator(
 ) -> Evaluator:
     """Returns a `PersistentEvaluator` when it can reproduce `estimator.evaluate`, else a fallback.
 
-    The persistent graph is built here (in its own `tf.Graph`) to find out; the fallback is
-    used for hooks, distribution strategies, Estimator subclasses that change evaluation,
-    objects that are not `tf.estimator.Estimator`s, input_fns that do not return a
-    `tf.data.Dataset`, `evaluation_hooks` in the EstimatorSpec, queue runners and
-    stateful random ops in the evaluation graph.
+    The persistent graph is built here (in its own `tf.Graph`) to find out. The fallback
+    (logged once at INFO with its reason) serves objects that are not `tf.estimator.Estimator`s,
+    Estimator subclasses that change how they evaluate (e.g. TPUEstimator), multi-worker
+    evaluation through the distribute coordinator, and graphs with `saved_model_initializers`.
 
     Args:
         estimator: The Estimator (or any object with its `evaluate` signature).
         input_fn: The evaluation input_fn.
         steps: Batches per evaluation, or None to evaluate until the input ends.
-        hooks: `SessionRunHook`s for every evaluation (they force the fallback).
+        hooks: `SessionRunHook`s for every evaluation.
         name: Evaluation name (metrics go to `eval_<name>`).
 
     Returns:
@@ -373,94 +464,11 @@ def make_evaluator(
     _check_steps(steps)
     try:
         evaluator = PersistentEvaluator(estimator, input_fn, steps=steps, hooks=hooks, name=name)
-        with evaluator._lock:
-            evaluator._build()
+        evaluator.build()
     except UnsupportedEvaluationError as error:
-        _logging.info("Evaluating with estimator.evaluate: %s", error)
+        log.info("evaluating with estimator.evaluate (a new graph per evaluation): %s", error)
         return FallbackEvaluator(estimator, input_fn, steps=steps, hooks=hooks, name=name)
     return evaluator
-
-
-def _check_estimator(estimator: Any) -> None:
-    """Raises unless `estimator` evaluates exactly like a plain single-device Estimator.
-
-    Args:
-        estimator: The candidate estimator.
-
-    Raises:
-        UnsupportedEvaluationError: If it is not supported by the persistent path.
-    """
-    if not isinstance(estimator, _estimator_lib.Estimator):
-        raise UnsupportedEvaluationError(f"{type(estimator).__name__} is not an Estimator")
-    overridden = [
-        member
-        for member in _REPRODUCED_MEMBERS
-        if getattr(type(estimator), member, None) is not getattr(_estimator_lib.Estimator, member)
-    ]
-    if overridden:
-        raise UnsupportedEvaluationError(
-            f"{type(estimator).__name__} overrides Estimator members {overridden}"
-        )
-    config = estimator.config
-    if config.eval_distribute is not None or getattr(config, "_distribute_coordinator_mode", None):
-        raise UnsupportedEvaluationError("evaluation with a distribution strategy")
-
-
-def _dataset_hook(hooks: Sequence[Any]) -> Any:
-    """Returns the Dataset-initializer hook, the only hook the persistent path supports.
-
-    Args:
-        hooks: All hooks `_evaluate_build_graph` returned (input and evaluation hooks).
-
-    Returns:
-        The `_DatasetInitializerHook` of the input_fn's Dataset.
-
-    Raises:
-        UnsupportedEvaluationError: If input_fn gave no Dataset or there are other hooks.
-    """
-    dataset_hooks = [h for h in hooks if isinstance(h, _estimator_util._DatasetInitializerHook)]
-    if len(dataset_hooks) != 1:
-        raise UnsupportedEvaluationError(
-            "input_fn did not return a tf.data.Dataset, so its input cannot be rewound"
-        )
-    others = [h for h in hooks if h is not dataset_hooks[0]]
-    if others:
-        raise UnsupportedEvaluationError(f"the EstimatorSpec has evaluation_hooks {others!r}")
-    return dataset_hooks[0]
-
-
-def _stateful_random_ops(graph: Any, fetches: Iterable[Any]) -> set[str]:
-    """Finds legacy stateful random op types that running `fetches` may execute.
-
-    Conservative: when a reachable op calls a function (`If`, `While`, `PartitionedCall`...),
-    every function in the graph's library counts as reachable.
-
-    Args:
-        graph: The graph the fetches live in.
-        fetches: Tensors and operations that each evaluation runs.
-
-    Returns:
-        The stateful random op types found (empty when there are none).
-    """
-    stack = [getattr(f, "op", f) for f in fetches]
-    seen: set[str] = set()
-    found: set[str] = set()
-    calls_functions = False
-    while stack:
-        op = stack.pop()
-        if op.name in seen:
-            continue
-        seen.add(op.name)
-        if op.type in _STATEFUL_RANDOM_OPS:
-            found.add(op.type)
-        if any(value.HasField("func") or value.list.func for value in op.node_def.attr.values()):
-            calls_functions = True
-        stack.extend(t.op for t in op.inputs)
-        stack.extend(op.control_inputs)
-    if calls_functions:
-        for function in graph.as_graph_def().library.function:
-            found.update(n.op for n in function.node_def if n.op in _STATEFUL_RANDOM_OPS)
-    return found
 
 
 def _check_ready(session: Any, ready_op: Any, stage: str) -> None:

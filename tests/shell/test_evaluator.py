@@ -134,27 +134,43 @@ def test_canned_linear_regressor_matches_estimator(linear: Any) -> None:
             _assert_same(evaluator.evaluate(path), expected)
 
 
-def test_tensor_input_fn_falls_back_with_equal_results(custom: Any) -> None:
-    """Pins that an input_fn returning tensors (not a Dataset) gets the fallback, same results."""
+def test_tensor_input_fn_gets_a_session_per_evaluation_with_equal_results(custom: Any) -> None:
+    """Pins that an input_fn returning tensors (not a Dataset) stays persistent, same results."""
     evaluator = make_evaluator(custom, _tensor_input_fn, steps=2, name="tensor")
-    assert isinstance(evaluator, FallbackEvaluator)
-    path = _checkpoints(custom)[0]
-    expected = custom.evaluate(_tensor_input_fn, steps=2, checkpoint_path=path, name="tensor")
-    _assert_same(evaluator.evaluate(path), expected)
-    with pytest.raises(UnsupportedEvaluationError, match="Dataset"):
-        PersistentEvaluator(custom, _tensor_input_fn, steps=2).evaluate(path)
+    assert isinstance(evaluator, PersistentEvaluator)
+    assert not evaluator.reuses_session
+    with evaluator:
+        for path in _checkpoints(custom)[:2]:
+            expected = custom.evaluate(
+                _tensor_input_fn, steps=2, checkpoint_path=path, name="tensor"
+            )
+            _assert_same(evaluator.evaluate(path), expected)
 
 
-def test_hooks_and_random_ops_fall_back(custom: Any) -> None:
-    """Pins the documented fallbacks: user hooks, and stateful random ops in the eval graph."""
+def test_hooks_and_random_ops_stay_persistent_fallback_for_non_estimators(custom: Any) -> None:
+    """Pins: user hooks and stateful random ops stay persistent; a non-Estimator falls back."""
     hook = tf.compat.v1.train.StepCounterHook(every_n_steps=1000, output_dir=custom.model_dir)
-    assert isinstance(
-        make_evaluator(custom, _eval_input_fn, steps=2, hooks=[hook]), FallbackEvaluator
-    )
+    with make_evaluator(custom, _eval_input_fn, steps=2, hooks=[hook]) as hooked:
+        assert isinstance(hooked, PersistentEvaluator)
+        assert hooked.reuses_session
     noisy = tf.estimator.Estimator(
-        _model_fn, model_dir=custom.model_dir, params={"units": 4, "noise": True}
+        _model_fn, config=_config(Path(custom.model_dir)), params={"units": 4, "noise": True}
     )
-    assert isinstance(make_evaluator(noisy, _eval_input_fn, steps=2), FallbackEvaluator)
+    path = _checkpoints(custom)[0]
+    with make_evaluator(noisy, _eval_input_fn, steps=2, name="noisy") as evaluator:
+        assert isinstance(evaluator, PersistentEvaluator)
+        assert not evaluator.reuses_session  # the RNG restarts with each session
+        for _ in range(2):
+            expected = noisy.evaluate(_eval_input_fn, steps=2, checkpoint_path=path, name="noisy")
+            _assert_same(evaluator.evaluate(path), expected)
+
+    class NotAnEstimator:
+        def eval_dir(self, name: str | None = None) -> str:
+            return custom.eval_dir(name)
+
+    assert isinstance(make_evaluator(NotAnEstimator(), _eval_input_fn, steps=2), FallbackEvaluator)
+    with pytest.raises(UnsupportedEvaluationError, match="not an Estimator"):
+        PersistentEvaluator(NotAnEstimator(), _eval_input_fn, steps=2)
     with pytest.raises(ValueError, match="steps > 0"):
         make_evaluator(custom, _eval_input_fn, steps=0)
 
