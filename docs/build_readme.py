@@ -11,6 +11,7 @@ becomes the table of contents: one link per `## ` heading, in order.
 from __future__ import annotations
 
 import argparse
+import ast
 import difflib
 import re
 import sys
@@ -41,6 +42,8 @@ BANNER = (
     f" Edit the fragments, then run `{REGENERATE}` and commit README.md. -->"
 )
 CONTENTS_MARKER = "<!-- contents -->"
+MODULES_MARKER = "<!-- modules -->"
+PACKAGES = ("core", "shell")
 _FENCE = re.compile(r"^\s*(```|~~~)")
 
 
@@ -106,12 +109,27 @@ def read_fragments(fragment_dir: Path = FRAGMENT_DIR) -> list[tuple[str, str]]:
     return fragments
 
 
-def build(fragments: list[tuple[str, str]]) -> str:
+def module_lines(root: Path = ROOT) -> str:
+    """One Markdown list line per module of core/ and shell/: its path and the first line
+    of its docstring (so the layout section cannot drift from the code)."""
+    lines = []
+    for package in PACKAGES:
+        for path in sorted((root / package).glob("*.py")):
+            doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
+            summary = doc.strip().splitlines()[0] if doc.strip() else "(no module docstring)"
+            lines.append(f"- `{package}/{path.name}` — {summary}")
+    return "\n".join(lines)
+
+
+def build(fragments: list[tuple[str, str]], root: Path = ROOT) -> str:
     """The README text: banner, then the fragments joined by one blank line.
 
-    The `<!-- contents -->` marker line, if any, is replaced by the table of contents.
+    The `<!-- contents -->` marker line, if any, is replaced by the table of contents,
+    and `<!-- modules -->` by `module_lines`.
     """
     body = "\n\n".join(text.strip() for _, text in fragments)
+    if MODULES_MARKER in body:
+        body = body.replace(MODULES_MARKER, module_lines(root))
     if CONTENTS_MARKER in body:
         body = body.replace(CONTENTS_MARKER, contents_line(headings(body)))
     return f"{BANNER}\n\n{body}\n"
