@@ -33,6 +33,10 @@ def test_check_mode_fails_on_a_stale_readme_and_passes_on_a_fresh_one(tmp_path: 
     (copy / "docs" / "readme").mkdir()
     for fragment in (ROOT / "docs" / "readme").glob("*.md"):
         (copy / "docs" / "readme" / fragment.name).write_bytes(fragment.read_bytes())
+    for package in build_readme.PACKAGES:  # the layout section lists their modules
+        (copy / package).mkdir()
+        for module in (ROOT / package).glob("*.py"):
+            (copy / package / module.name).write_bytes(module.read_bytes())
     readme = copy / "README.md"
     readme.write_text((ROOT / "README.md").read_text(encoding="utf-8") + "hand edit\n")
 
