@@ -28,6 +28,7 @@ FRAGMENTS = (
     "core.md",  # when does evaluation happen?
     "distributed.md",
     "faults.md",  # what each task does when one fails, never comes, or is stopped
+    "devices.md",  # tf.distribute strategies: MirroredStrategy, MultiWorkerMirroredStrategy
     "performance.md",
     "troubleshooting.md",
     "layout.md",  # how the code is organised
