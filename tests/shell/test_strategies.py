@@ -187,3 +187,40 @@ def test_mirrored_over_every_visible_gpu_trains_and_evaluates(tmp_path: Path) ->
     )
     result, _ = exp.train_and_evaluate()
     assert result is not None and result["global_step"] == 40
+
+
+@pytest.mark.slow
+def test_config_file_strategy_key_builds_the_estimator_under_the_strategy(tmp_path: Path) -> None:
+    """``strategy: mirrored`` in a config file gives the estimator a MirroredStrategy with
+    ReductionToOneDevice on the CPU for training and evaluation; the pipeline runs under it."""
+    from shell import strategy
+    from shell._tf import tf
+    from shell.config import create_experiment
+    from tests.shell.configs import base_config
+
+    config = {**base_config(tmp_path), "strategy": "mirrored"}
+    experiment = create_experiment(config, str(tmp_path / "model"))
+    run = experiment.estimator.config
+    assert strategy.strategy_kind(experiment.estimator) is StrategyKind.MIRRORED
+    assert run.train_distribute is run.eval_distribute
+    assert isinstance(
+        run.train_distribute.extended._cross_device_ops, tf.distribute.ReductionToOneDevice
+    )
+    assert run.save_checkpoints_steps == 10
+    assert experiment.test()["global_step"] == 1
+
+
+def test_config_file_mirrored_in_a_cluster_is_refused_naming_the_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A config file's ``strategy: mirrored`` on the chief of a cluster fails naming
+    ``strategy.type`` while the experiment is built, before any strategy exists."""
+    from shell.config import create_experiment
+    from tests.shell.configs import base_config
+
+    monkeypatch.setenv("TF_CONFIG", _cluster_tf_config())
+    config = {**base_config(tmp_path), "strategy": "mirrored"}
+    with pytest.raises(StrategyError, match="trains on one machine") as caught:
+        create_experiment(config, str(tmp_path / "model"))
+    assert caught.value.field == "strategy.type"
+    assert not (tmp_path / "model").exists()
