@@ -452,7 +452,7 @@ def run_std_server(run: Run) -> None:
 
 def smoke_test(run: Run) -> Result:
     """`Experiment.test`: train 1 step, evaluate 1 step, export."""
-    run.estimator.train(run.train_input_fn, hooks=list(run.train_hooks), steps=1)
+    run.train(steps=1)
     result = run.estimator.evaluate(run.eval_input_fn, steps=1, hooks=list(run.eval_hooks))
     result = run.evaluated(dict(result))
     run.export(run.latest(), result, is_final=True)
