@@ -31,6 +31,7 @@ from core._validate import (
 from core.canned import CANNED_ESTIMATORS
 from core.errors import ConfigError
 from core.settings import ExperimentSettings
+from core.strategy import StrategyConfig
 
 __all__ = [
     "CANNED_ESTIMATORS",
@@ -305,6 +306,8 @@ class ExperimentConfig:
         train_hooks: Training hooks.
         eval_hooks: Evaluation hooks.
         exports: Export strategies.
+        strategy: The tf.distribute strategy (`core.strategy.StrategyConfig`; a type
+            name is shorthand for ``{type: NAME}``); null trains without one.
         settings: The schedule keys as one `ExperimentSettings` (derived, not given).
     """
 
@@ -330,6 +333,11 @@ class ExperimentConfig:
     train_hooks: tuple[HookConfig, ...] = _records_field(HookConfig, shorthand="factory")
     eval_hooks: tuple[HookConfig, ...] = _records_field(HookConfig, shorthand="factory")
     exports: tuple[ExportConfig, ...] = _records_field(ExportConfig)
+    strategy: StrategyConfig | None = attrs.field(
+        default=None,
+        validator=optional(instance(StrategyConfig, "a mapping (StrategyConfig)")),
+        metadata={"record": StrategyConfig, "shorthand": "type"},
+    )
     settings: ExperimentSettings = attrs.field(init=False, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:

@@ -62,7 +62,7 @@ def _parse(cls: type[T], data: Any, path: str, shorthand: str | None = None) -> 
         many = field.metadata.get("records")
         here = _join(path, key)
         if sub is not None and value is not None:
-            value = _parse(sub, value, here)
+            value = _parse(sub, value, here, field.metadata.get("shorthand"))
         elif many is not None and value is not None:
             if not isinstance(value, (list, tuple)):
                 raise ConfigTypeError(here, value, "must be a list")

@@ -49,6 +49,11 @@ def parse_schedule(name: str) -> Schedule:
         ) from None
 
 
+def known_schedule(name: str) -> Schedule | None:
+    """The schedule called ``name``, or None for another method (an Experiment subclass's)."""
+    return Schedule(name) if name in SCHEDULE_NAMES else None
+
+
 def _unknown(name: str) -> ScheduleError:
     return ScheduleError(
         "schedule",

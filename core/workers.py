@@ -81,13 +81,24 @@ def explicit_delay(delay_secs: float) -> StartDelay:
     return StartDelay(kind=DelayKind.SECONDS, secs=float(delay_secs))
 
 
-def is_cluster_worker(config: TFConfig) -> bool:
-    """Whether this task is a worker of a multi-task cluster (it joins the chief's training)."""
-    return config.task_type is TaskType.WORKER and config.is_distributed
+def is_cluster_worker(config: TFConfig, *, waits_for_chief: bool = True) -> bool:
+    """Whether this task is a worker of a multi-task cluster that joins the chief's training.
+
+    Args:
+        config: The task's TF_CONFIG.
+        waits_for_chief: The strategy lets workers wait for the chief's model (False
+            under all-reduce, `core.strategy.workers_wait_for_chief`: every worker
+            starts at once and trains like the chief).
+    """
+    return config.task_type is TaskType.WORKER and config.is_distributed and waits_for_chief
 
 
 def train_start_delay(
-    config: TFConfig, *, delay_secs: float | None, by_global_step: bool
+    config: TFConfig,
+    *,
+    delay_secs: float | None,
+    by_global_step: bool,
+    waits_for_chief: bool = True,
 ) -> StartDelay:
     """Which start delay applies in ``train``.
 
@@ -95,17 +106,18 @@ def train_start_delay(
         config: The task's TF_CONFIG.
         delay_secs: The caller's ``train(delay_secs=...)``, or None.
         by_global_step: ``delay_workers_by_global_step``.
+        waits_for_chief: See `is_cluster_worker`.
 
     Returns:
-        The explicit delay when given; else a cluster worker's `worker_start_delay`;
-        else no delay.
+        The explicit delay when given; else a joining cluster worker's
+        `worker_start_delay`; else no delay.
 
     Raises:
         ConfigError: A bad ``delay_secs`` (ConfigTypeError if not a number).
     """
     if delay_secs is not None:
         return explicit_delay(delay_secs)
-    if is_cluster_worker(config):
+    if is_cluster_worker(config, waits_for_chief=waits_for_chief):
         return worker_start_delay(config.task_index, by_global_step=by_global_step)
     return StartDelay(kind=DelayKind.NONE)
 
@@ -256,9 +268,16 @@ def look_due(*, now: float, last_look: float, every_secs: float) -> bool:
     return now - last_look >= every_secs
 
 
-def starts_server(config: TFConfig) -> bool:
-    """Whether a training task starts its own std server: a distributed task with an address."""
-    return config.is_distributed and config.address is not None
+def starts_server(config: TFConfig, *, strategy_serves: bool = False) -> bool:
+    """Whether a training task starts its own std server: a distributed task with an address.
+
+    Args:
+        config: The task's TF_CONFIG.
+        strategy_serves: The task's tf.distribute strategy has started (or starts) the
+            server on this port itself (`core.strategy.strategy_owns_server`); a second
+            one could not bind, and its device filters would cut the all-reduce.
+    """
+    return config.is_distributed and config.address is not None and not strategy_serves
 
 
 def records_own_completion(config: TFConfig) -> bool:

@@ -29,6 +29,7 @@ FRAGMENTS = (
     "core.md",  # when does evaluation happen?
     "distributed.md",
     "faults.md",  # what each task does when one fails, never comes, or is stopped
+    "devices.md",  # tf.distribute strategies: MirroredStrategy, MultiWorkerMirroredStrategy
     "sweeps.md",  # tfexperiment tune on Optuna
     "performance.md",
     "troubleshooting.md",

@@ -38,6 +38,8 @@ from core.config import (
 )
 from core.config_parse import apply_overrides, parse_config
 from core.errors import ConfigError, ConfigTypeError, FieldError
+from core.strategy import StrategyConfig
+from shell import strategy
 from shell._tf import tf
 from shell.data import Data, build_inputs
 from shell.experiment import Experiment
@@ -112,7 +114,7 @@ def _standardize(x: Any, *, mean: float, std: float) -> Any:
     return (x - mean) / std
 
 
-def _run_config(spec: RunConfigSpec, model_dir: str) -> Any:
+def _run_config(spec: RunConfigSpec, model_dir: str, distribute: StrategyConfig | None) -> Any:
 
     # Passing both save_checkpoints_* as None would disable checkpoints: leave unset ones out.
     saving: dict[str, Any] = {}
@@ -120,7 +122,8 @@ def _run_config(spec: RunConfigSpec, model_dir: str) -> Any:
         saving["save_checkpoints_steps"] = spec.save_checkpoints_steps
     if spec.save_checkpoints_secs is not None:
         saving["save_checkpoints_secs"] = spec.save_checkpoints_secs
-    return tf.estimator.RunConfig(
+    return strategy.run_config(
+        distribute,
         model_dir=model_dir,
         **saving,
         keep_checkpoint_max=spec.keep_checkpoint_max,
@@ -187,7 +190,7 @@ def _canned_kwargs(
 def _estimator(config: ExperimentConfig, model_dir: str, columns: list[Any]) -> Any:
 
     spec = config.estimator
-    run_config = _run_config(spec.run_config, model_dir)
+    run_config = _run_config(spec.run_config, model_dir, config.strategy)
     if spec.type is not None:
         if not columns:
             raise ConfigError(

@@ -9,9 +9,15 @@ from collections.abc import Callable
 from typing import Any
 
 from core.errors import ConfigError, ConfigTypeError
-from core.schedule import check_schedule_member, check_schedule_name, default_schedule
+from core.schedule import (
+    check_schedule_member,
+    check_schedule_name,
+    default_schedule,
+    known_schedule,
+)
 from core.tf_config import TFConfig
 from shell.experiment import Experiment
+from shell.strategy import check_setup
 
 log = logging.getLogger("tfexperiment")
 
@@ -49,6 +55,8 @@ def run_experiment(
         ValueError: ``output_dir`` is empty, ``schedule`` is no public Experiment
             method (or a configuration helper such as ``extend_train_hooks``), or
             TF_CONFIG is malformed or has no task type in a multi-task cluster.
+            `core.strategy.StrategyError` (a ValueError): the estimator's tf.distribute
+            strategy cannot run this schedule on this task (refused before it runs).
         TypeError: ``output_dir`` is not a path, ``experiment_fn`` is not callable or
             does not return an Experiment, or ``schedule`` names a non-callable member.
     """
@@ -78,4 +86,5 @@ def run_experiment(
     missing = object()
     member: Any = getattr(experiment, name, missing)
     check_schedule_member(name, exists=member is not missing, is_callable=callable(member))
+    check_setup(experiment.estimator, known_schedule(name))  # what the strategy cannot run
     return member()

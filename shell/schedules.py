@@ -39,7 +39,7 @@ from core.workers import (
     starts_server,
     train_start_delay,
 )
-from shell import disk
+from shell import disk, strategy
 from shell import exports as ex
 from shell._tf import tf
 from shell.evaluating import LazyEvaluator
@@ -143,7 +143,8 @@ class Run:
 
     def start_server(self, config: TFConfig) -> None:
         """Start this task's std server in a distributed config (once)."""
-        if starts_server(config) and not self.servers:
+        serves = strategy.strategy_owns_server(self.estimator, config)
+        if starts_server(config, strategy_serves=serves) and not self.servers:
             self.servers.append(start_server(config))
             ensure_device_filters(self.estimator, config)
 
@@ -155,8 +156,9 @@ class Run:
         listeners: Sequence[Any] = (),
         extra_hooks: Sequence[Any] = (),
     ) -> None:
-        """Call ``estimator.train`` with the training hooks (and ``extra_hooks``)."""
-        self.estimator.train(
+        """``estimator.train`` with the training hooks (and ``extra_hooks``), via `strategy.train`."""
+        strategy.train(
+            self.estimator,
             self.train_input_fn,
             hooks=[*self.train_hooks, *extra_hooks],
             steps=steps,
@@ -209,10 +211,13 @@ def train(run: Run, delay_secs: float | None) -> Any:
     """`Experiment.train`: wait the start delay (or join the cluster), train, record the end."""
     config = tf_config()
     by_step = run.settings.delay_workers_by_global_step
-    delay = train_start_delay(config, delay_secs=delay_secs, by_global_step=by_step)
+    waits = strategy.workers_wait_for_chief(run.estimator)
+    delay = train_start_delay(
+        config, delay_secs=delay_secs, by_global_step=by_step, waits_for_chief=waits
+    )
     run.start_server(config)
     disk.clear_done(run.model_dir, task_name(config))
-    if not is_cluster_worker(config):
+    if not is_cluster_worker(config, waits_for_chief=waits):
         run.train(max_steps=run.settings.train_steps, extra_hooks=_start_delay_hooks(run, delay))
         run.write_done(config)
         return run.estimator
@@ -447,7 +452,7 @@ def run_std_server(run: Run) -> None:
 
 def smoke_test(run: Run) -> Result:
     """`Experiment.test`: train 1 step, evaluate 1 step, export."""
-    run.estimator.train(run.train_input_fn, hooks=list(run.train_hooks), steps=1)
+    run.train(steps=1)
     result = run.estimator.evaluate(run.eval_input_fn, steps=1, hooks=list(run.eval_hooks))
     result = run.evaluated(dict(result))
     run.export(run.latest(), result, is_final=True)

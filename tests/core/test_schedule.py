@@ -16,6 +16,7 @@ from core.schedule import (
     check_schedule_member,
     check_schedule_name,
     default_schedule,
+    known_schedule,
     parse_schedule,
 )
 from core.tf_config import TaskType, TFConfig
@@ -208,3 +209,13 @@ def test_a_task_of_an_extra_job_has_no_default_schedule() -> None:
     )
     with pytest.raises(ScheduleError, match="give --schedule"):
         default_schedule(config)
+
+
+@given(name=st.sampled_from(SCHEDULE_NAMES) | st.text(max_size=30))
+def test_known_schedule_is_the_schedule_of_a_name_else_none(name: str) -> None:
+    """known_schedule gives the schedule of a schedule name and None for any other method name."""
+    found = known_schedule(name)
+    if name in SCHEDULE_NAMES:
+        assert found is parse_schedule(name)
+    else:
+        assert found is None
