@@ -20,7 +20,7 @@ from typing import Any, NoReturn, TextIO
 
 from core.errors import ConfigError, ConfigTypeError, FieldError
 from core.schedule import Schedule, check_schedule_name
-from shell.exits import TaskExit
+from shell.exits import JobExit
 from shell.launcher import launch_local_cluster
 
 PROG = "tfexperiment"
@@ -402,7 +402,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         print(f"{PROG}: error: {_one_line(err)}", file=sys.stderr)
         return 2
-    except TaskExit as err:  # the job failed, or a signal ended this task after saving
+    except JobExit as err:  # the job failed, or a signal ended this task after saving
         print(f"{PROG}: {err.line}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:

@@ -1,13 +1,13 @@
-"""`TaskExit`: a task of a job ends now with a given exit code (no TensorFlow import)."""
+"""`JobExit`: a task of a job ends now with a given exit code (no TensorFlow import)."""
 
 from __future__ import annotations
 
 from core.errors import TFExperimentError
 
-__all__ = ["TaskExit"]
+__all__ = ["JobExit"]
 
 
-class TaskExit(TFExperimentError):
+class JobExit(TFExperimentError):
     """This task ends now: the CLI prints ``line`` and exits with ``exit_code``.
 
     Attributes:

@@ -43,15 +43,15 @@ from core.tf_config import TFConfig
 from core.workers import look_due
 from shell import disk
 from shell._tf import tf
-from shell.exits import TaskExit
+from shell.exits import JobExit
 
 log = logging.getLogger("tfexperiment")
 
 __all__ = [
     "Heartbeats",
+    "JobExit",
     "Signals",
     "StopHook",
-    "TaskExit",
     "TrainingGuard",
     "exit_on",
     "read_records",
@@ -65,15 +65,15 @@ _SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 def exit_on(decision: RoleDecision, exit_code: int | None, task: str) -> None:
-    """Apply a role's exit: nothing for None, return for 0, else raise `TaskExit`.
+    """Apply a role's exit: nothing for None, return for 0, else raise `JobExit`.
 
     Raises:
-        TaskExit: ``exit_code`` is not None or 0.
+        JobExit: ``exit_code`` is not None or 0.
     """
     if exit_code:
         line = decision.line(task)
         log.error("%s", line)
-        raise TaskExit(line, exit_code)
+        raise JobExit(line, exit_code)
 
 
 # --- records on disk --------------------------------------------------------------------
@@ -187,7 +187,7 @@ def interrupted_line(task: str, signal_name: str, step: int | None = None) -> st
 
 
 class Signals:
-    """A context manager turning SIGTERM and SIGINT into a `TaskExit` (143, 130).
+    """A context manager turning SIGTERM and SIGINT into a `JobExit` (143, 130).
 
     With ``defer`` the first signal only sets ``pending`` (a training task stops at its
     next step and saves first); a second one, or any without ``defer``, raises at once.
@@ -213,7 +213,7 @@ class Signals:
             self.pending = name
             log.warning("%s: %s received; stopping at the next step", self.task, name)
             return
-        raise TaskExit(interrupted_line(self.task, name), signal_exit_code(name), name)
+        raise JobExit(interrupted_line(self.task, name), signal_exit_code(name), name)
 
     def __exit__(
         self,
@@ -327,7 +327,7 @@ class TrainingGuard:
         step saved and raise.
 
         Raises:
-            TaskExit: With 143 (SIGTERM) or 130 (SIGINT).
+            JobExit: With 143 (SIGTERM) or 130 (SIGINT).
         """
         name = self.signals.pending
         if name is None:
@@ -336,7 +336,7 @@ class TrainingGuard:
         write_preempted(self.model_dir, self.task, saved)
         line = interrupted_line(self.task, name, saved)
         log.warning("%s", line)
-        raise TaskExit(line, signal_exit_code(name), name)
+        raise JobExit(line, signal_exit_code(name), name)
 
     def __enter__(self) -> TrainingGuard:
         """Install the signal handlers, write ``Joined``, start the heartbeats."""
@@ -353,7 +353,7 @@ class TrainingGuard:
         """Stop the heartbeats; record a failure or an interruption; restore the handlers."""
         self._heartbeats.__exit__()
         self.signals.__exit__(exc_type, exc, tb)
-        if isinstance(exc, TaskExit) and exc.signal_name is not None:
+        if isinstance(exc, JobExit) and exc.signal_name is not None:
             with contextlib.suppress(Exception):
                 write_preempted(self.model_dir, self.task, self._step())
         elif isinstance(exc, Exception):

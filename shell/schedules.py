@@ -147,7 +147,7 @@ class _JobWatch:
         )
 
     def exit_if_failed(self, evaluated_step: int | None, latest: Checkpoint | None) -> None:
-        """Exit 1 (raise `TaskExit`) once the chief failed or is lost (in a cluster)."""
+        """Exit 1 (raise `JobExit`) once the chief failed or is lost (in a cluster)."""
         if self.watching:
             decision = self.decision(evaluated_step)
             job.exit_on(decision, decision.exit_code, self.task)
@@ -378,7 +378,7 @@ def run_std_server(run: Run) -> None:
     """`Experiment.run_std_server`: serve until `core.lifecycle.ps_decision` says exit.
 
     Raises:
-        TaskExit: Exit 1 (the chief failed or is lost), 143/130 (a signal).
+        JobExit: Exit 1 (the chief failed or is lost), 143/130 (a signal).
     """
     config = tf_config()
     started_wall = time.time()

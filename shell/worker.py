@@ -149,7 +149,7 @@ class ChiefWatch:
     Used as a ``SessionRunHook`` (see `watch_hook`): after a step it reads the job's
     records at most every ``every_secs`` and applies `core.lifecycle.worker_decision`:
     STOP (the chief finished, or the evaluator asked the job to stop) requests a stop;
-    EXIT_FAILED (the chief failed or is lost) raises `shell.job.TaskExit` with exit 1.
+    EXIT_FAILED (the chief failed or is lost) raises `shell.job.JobExit` with exit 1.
     With ``wait_until_step`` it holds the first step until the global step gets there
     (`core.workers.step_gate`), also giving up when the job stops meanwhile.
 
