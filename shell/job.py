@@ -269,8 +269,10 @@ class TrainingGuard:
     It writes ``Joined`` and heartbeats (`Heartbeats`), defers SIGTERM/SIGINT to the
     next step (`Signals`), and, on a cluster's chief, stops at the next step once the
     evaluator asked the job to stop (`core.lifecycle.chief_decision`, read at most every
-    ``policy.poll_secs``). A training error becomes a `Failed` record. Give `hook` to
-    the training run and call `after_training` when it returns.
+    ``policy.poll_secs``). Before the first step (joining, waiting, restoring) a signal
+    ends the task at once, with a `Preempted` record at the latest checkpoint's step. A
+    training error becomes a `Failed` record. Give `hook` to the training run and call
+    `after_training` when it returns.
 
     Attributes:
         told: The ``done_reason`` of the decision that stopped training (or empty).
@@ -294,7 +296,7 @@ class TrainingGuard:
         self.train_steps = train_steps
         self.told = ""
         self.stop_now = False
-        self.signals = Signals(task, defer=True)
+        self.signals = Signals(task)
         self.hook = StopHook(self.should_stop)
         self._step = step
         self._heartbeats = Heartbeats(model_dir, task, policy)
@@ -303,7 +305,12 @@ class TrainingGuard:
         self._last_look = time.monotonic()
 
     def should_stop(self) -> bool:
-        """Whether training stops at this step (a signal, `stop_now`, a stop request)."""
+        """Whether training stops at this step (a signal, `stop_now`, a stop request).
+
+        Called after each step: from the first step on, a signal is deferred to the next
+        step (before it, while joining or restoring, a signal ends the task at once).
+        """
+        self.signals.defer = True
         return self.signals.pending is not None or self.stop_now or self._stop_requested()
 
     def _stop_requested(self) -> bool:
