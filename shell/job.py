@@ -223,7 +223,7 @@ class Signals:
     ) -> None:
         """Restore the previous handlers."""
         for number, previous in self._previous.items():
-            signal.signal(number, previous)
+            signal.signal(number, signal.SIG_DFL if previous is None else previous)
         self._previous.clear()
 
 
@@ -340,6 +340,7 @@ class TrainingGuard:
         if name is None:
             return
         saved = self._step() if step is None else step
+        self._heartbeats.__exit__()  # no heartbeat may follow (and hide) the record
         write_preempted(self.model_dir, self.task, saved)
         line = interrupted_line(self.task, name, saved)
         log.warning("%s", line)
