@@ -175,3 +175,10 @@ def import_spec(_inst: Any, attribute: Any, value: Any) -> None:
         raise ConfigError(
             attribute.name, value, "must be 'module:attribute', e.g. 'my_pkg.model:build'"
         )
+
+
+def non_negative_number(inst: Any, attribute: Any, value: Any) -> None:
+    """Require a finite number >= 0 (not a duration: e.g. a metric's ``min_delta``)."""
+    finite_number(inst, attribute, value)
+    if value < 0:
+        raise ConfigError(attribute.name, value, "must be >= 0")

@@ -26,6 +26,7 @@ class EndReason(enum.Enum):
     TRAIN_STEPS_REACHED = "train_steps reached"
     INPUT_EXHAUSTED = "training input ran out"
     CHIEF_FINISHED = "the chief finished"
+    STOPPED_BY_EVALUATOR = "stopped by the evaluator"
 
 
 @attrs.frozen(kw_only=True)
@@ -114,20 +115,25 @@ def is_current(
     return written_at >= since or (train_steps is not None and record.final_step >= train_steps)
 
 
-def end_reason(*, reached: bool, chief_finished: bool) -> EndReason:
+def end_reason(*, reached: bool, chief_finished: bool, told: str = "") -> EndReason:
     """Why a training task ended, by precedence.
 
     Args:
         reached: Its final global step reached ``train_steps``
             (`core.settings.ExperimentSettings.reached`).
         chief_finished: A worker stopped because the chief's record appeared.
+        told: The ``done_reason`` of the lifecycle decision that stopped it (an
+            EndReason's value, e.g. ``"stopped by the evaluator"``), or empty.
 
     Returns:
-        TRAIN_STEPS_REACHED over CHIEF_FINISHED over INPUT_EXHAUSTED (training that
-        ends on its own before ``train_steps`` ran out of input).
+        TRAIN_STEPS_REACHED over the reason it was told over CHIEF_FINISHED over
+        INPUT_EXHAUSTED (training that ends on its own before ``train_steps`` ran out
+        of input).
     """
     if reached:
         return EndReason.TRAIN_STEPS_REACHED
+    if told:
+        return EndReason(told)
     if chief_finished:
         return EndReason.CHIEF_FINISHED
     return EndReason.INPUT_EXHAUSTED

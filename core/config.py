@@ -30,6 +30,7 @@ from core._validate import (
 )
 from core.canned import CANNED_ESTIMATORS
 from core.errors import ConfigError
+from core.faults import EarlyStopping
 from core.settings import ExperimentSettings
 from core.strategy import StrategyConfig
 
@@ -303,6 +304,9 @@ class ExperimentConfig:
         eval_every_n_steps: train_and_evaluate's minimum step gap between evaluations.
         delay_workers_by_global_step: Delay workers by global step instead of time.
         train_steps_per_iteration: continuous_train_and_evaluate's steps per iteration.
+        chief_lost_after_secs: In a cluster, a chief silent this long is lost (the job
+            fails).
+        early_stopping: Stop the whole job when a metric stops improving (None: never).
         train_hooks: Training hooks.
         eval_hooks: Evaluation hooks.
         exports: Export strategies.
@@ -330,6 +334,12 @@ class ExperimentConfig:
     eval_every_n_steps: int | None = 1
     delay_workers_by_global_step: bool = False
     train_steps_per_iteration: int | None = 100
+    chief_lost_after_secs: float = 600.0
+    early_stopping: EarlyStopping | None = attrs.field(
+        default=None,
+        validator=optional(instance(EarlyStopping, "a mapping (EarlyStopping)")),
+        metadata={"record": EarlyStopping},
+    )
     train_hooks: tuple[HookConfig, ...] = _records_field(HookConfig, shorthand="factory")
     eval_hooks: tuple[HookConfig, ...] = _records_field(HookConfig, shorthand="factory")
     exports: tuple[ExportConfig, ...] = _records_field(ExportConfig)

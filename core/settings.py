@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import attrs
 
-from core._validate import boolean, non_negative_int, non_negative_secs, optional, positive_int
+from core._validate import (
+    boolean,
+    non_negative_int,
+    non_negative_secs,
+    optional,
+    positive_int,
+    positive_secs,
+)
 
 _optional_non_negative = optional(non_negative_int)
 _optional_positive = optional(positive_int)
@@ -26,6 +33,8 @@ class ExperimentSettings:
         delay_workers_by_global_step: Delay workers by global step instead of time.
         train_steps_per_iteration: continuous_train_and_evaluate's steps per iteration
             (None: ``train_steps // 10``, else 1000).
+        chief_lost_after_secs: In a cluster, a chief silent this long (no heartbeat) is
+            lost and every other task exits 1 (see `core.faults.lifecycle_policy`).
     """
 
     train_steps: int | None = attrs.field(default=None, validator=_optional_non_negative)
@@ -35,6 +44,7 @@ class ExperimentSettings:
     eval_every_n_steps: int | None = attrs.field(default=1, validator=_optional_non_negative)
     delay_workers_by_global_step: bool = attrs.field(default=False, validator=boolean)
     train_steps_per_iteration: int | None = attrs.field(default=100, validator=_optional_positive)
+    chief_lost_after_secs: float = attrs.field(default=600.0, validator=positive_secs)
 
     def reached(self, step: int | None) -> bool:
         """Whether global step ``step`` has reached ``train_steps`` (never when it is None)."""

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from shell._tf import quiet, verbose
     from shell.config import create_experiment
+    from shell.early_stopping import stop_when_no_improvement
     from shell.experiment import Experiment
     from shell.exports import ExportStrategy
     from shell.launcher import ClusterResult, LocalCluster, launch_local_cluster
@@ -27,6 +28,7 @@ __all__ = [
     "launch_local_cluster",
     "quiet",
     "run_experiment",
+    "stop_when_no_improvement",
     "tune",
     "verbose",
 ]
@@ -40,6 +42,7 @@ _HOMES = {
     "create_experiment": "shell.config",
     "quiet": "shell._tf",
     "run_experiment": "shell.runner",
+    "stop_when_no_improvement": "shell.early_stopping",
     "tune": "shell.sweep",
     "verbose": "shell._tf",
 }

@@ -20,6 +20,7 @@ from typing import Any, NoReturn, TextIO
 
 from core.errors import ConfigError, ConfigTypeError, FieldError
 from core.schedule import Schedule, check_schedule_name
+from shell.exits import JobExit
 from shell.launcher import launch_local_cluster
 from shell.tune_cli import add_tune_parser
 
@@ -403,6 +404,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         print(f"{PROG}: error: {_one_line(err)}", file=sys.stderr)
         return 2
+    except JobExit as err:  # the job failed, or a signal ended this task after saving
+        print(f"{PROG}: {err.line}", file=sys.stderr)
+        return err.exit_code
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130

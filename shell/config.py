@@ -42,6 +42,7 @@ from core.strategy import StrategyConfig
 from shell import strategy
 from shell._tf import tf
 from shell.data import Data, build_inputs
+from shell.early_stopping import predicate_of
 from shell.experiment import Experiment
 from shell.loading import import_callable, import_object, load_config
 from shell.protocol import missing_members
@@ -375,4 +376,5 @@ def create_experiment(
         train_hooks=_hooks(config.train_hooks, "train_hooks"),
         eval_hooks=_hooks(config.eval_hooks, "eval_hooks"),
         export_strategies=_exporters(config, specs),
+        continuous_eval_predicate_fn=predicate_of(config.early_stopping),
     )

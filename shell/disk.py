@@ -58,6 +58,10 @@ def is_vanished_error(err: BaseException) -> bool:
     return False
 
 
+#: The folder of the job's records under the model directory.
+STATE_DIR = DONE_DIR
+
+
 def _state_dir(model_dir: str) -> str:
     return os.path.join(model_dir, DONE_DIR)
 
@@ -106,6 +110,16 @@ def read_done(
     Returns:
         The valid records (a half-written or foreign file is skipped).
     """
+    return [
+        record
+        for record, written_at in read_done_with_times(model_dir)
+        if since is None
+        or is_current(record, written_at=written_at, since=since, train_steps=train_steps)
+    ]
+
+
+def read_done_with_times(model_dir: str) -> list[tuple[TaskDone, float]]:
+    """Every valid completion record in ``model_dir`` with its file's modification time."""
     directory = _state_dir(model_dir)
     if not os.path.isdir(directory):
         return []
@@ -120,10 +134,7 @@ def read_done(
                 record = TaskDone.from_json(handle.read())
         except (OSError, ConfigError):
             continue
-        if since is None or is_current(
-            record, written_at=written_at, since=since, train_steps=train_steps
-        ):
-            records.append(record)
+        records.append((record, written_at))
     return records
 
 

@@ -114,6 +114,7 @@ class Experiment:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         poll_secs: float = 0.05,
+        continuous_eval_predicate_fn: Callable[..., bool] | None = None,
     ) -> Experiment:
         """An Experiment whose schedule settings are ``settings``.
 
@@ -128,6 +129,11 @@ class Experiment:
             clock: Monotonic clock of the schedules (a test seam).
             sleep: Sleep function of the schedules (a test seam).
             poll_secs: How often continuous_eval looks for a new checkpoint.
+            continuous_eval_predicate_fn: The default predicate of continuous_eval,
+                continuous_eval_on_train_data and continuous_train_and_evaluate (when
+                their own is None), also asked by train_and_evaluate after each
+                evaluation (False stops training early; see
+                `set_continuous_eval_predicate_fn`).
 
         Raises:
             ValueError: As the constructor; TypeError: ``settings`` is no ExperimentSettings.
@@ -148,6 +154,7 @@ class Experiment:
             sleep=sleep,
             poll_secs=poll_secs,
         )
+        experiment.set_continuous_eval_predicate_fn(continuous_eval_predicate_fn)
         return experiment
 
     def _setup(
@@ -176,6 +183,7 @@ class Experiment:
         self._clock = clock
         self._sleep = sleep
         self._poll_secs = poll_secs
+        self._predicate: Callable[..., bool] | None = None
 
     # ----------------------------------------------------------------- properties
     @property
@@ -238,6 +246,26 @@ class Experiment:
         """Add evaluation hooks (the caller's list is never mutated)."""
         self._eval_hooks = [*self._eval_hooks, *check_hooks("additional_hooks", additional_hooks)]
 
+    def set_continuous_eval_predicate_fn(self, predicate_fn: Callable[..., bool] | None) -> None:
+        """Set the job's default continue-predicate (None: none), e.g.
+        `shell.stop_when_no_improvement`.
+
+        It is the default of continuous_eval, continuous_eval_on_train_data and
+        continuous_train_and_evaluate when their own argument is None (same 1- or
+        2-argument forms); train_and_evaluate asks it after each evaluation and stops
+        training early on False; in a cluster the evaluator's False stops the whole job.
+
+        Raises:
+            ValueError: ``predicate_fn`` is neither None nor callable.
+        """
+        schedules.predicate_arity(predicate_fn)
+        self._predicate = predicate_fn
+
+    @property
+    def continuous_eval_predicate_fn(self) -> Callable[..., bool] | None:
+        """The job's default continue-predicate (None: none)."""
+        return self._predicate
+
     def on_evaluation(self, listener: EvalListener) -> None:
         """Call ``listener(eval_result)`` after every evaluation (progress displays)."""
         self._eval_listeners.append(listener)
@@ -258,6 +286,7 @@ class Experiment:
             clock=self._clock,
             sleep=self._sleep,
             poll_secs=self._poll_secs,
+            predicate=self._predicate,
         )
 
     # ----------------------------------------------------------------- schedules

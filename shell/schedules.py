@@ -1,199 +1,60 @@
 """The schedules' loops: each gathers inputs (clock, disk, TF_CONFIG), asks the core, applies.
 
 `shell.experiment.Experiment` is the public front door; each of its schedule methods runs
-one of these functions on a `Run`, the Experiment's parts at the time of the call.
+one of these functions on a `Run` (`shell.run`), the Experiment's parts at the time of
+the call.
 """
 
 from __future__ import annotations
 
-import inspect
 import logging
-import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
-
-import attrs
 
 from core import continuous_eval as ce
 from core import iteration, train_eval
 from core._validate import check, non_negative_secs
 from core.checkpoints import Checkpoint
-from core.completion import (
-    ServeKind,
-    ServeReason,
-    chief_final_step,
-    end_reason,
-    is_final_export,
-    serve_decision,
-    training_tasks,
+from core.completion import EndReason, chief_final_step, is_final_export
+from core.faults import line_changed, watches_job
+from core.lifecycle import (
+    EvaluatorDecision,
+    evaluator_decision,
+    ps_decision,
 )
-from core.errors import ConfigError
-from core.settings import ExperimentSettings
 from core.tf_config import TFConfig
 from core.workers import (
     DelayKind,
     StartDelay,
     is_cluster_worker,
     records_own_completion,
-    starts_server,
     train_start_delay,
 )
-from shell import disk, strategy
-from shell import exports as ex
+from shell import disk, job, strategy
 from shell._tf import tf
 from shell.evaluating import LazyEvaluator
-from shell.evaluator import make_evaluator
+from shell.run import EvalListener, Result, Run, ask, predicate_arity, task_name, tf_config
 from shell.servers import start_server
-from shell.worker import ensure_device_filters, join_training
+from shell.worker import join_training
 
 log = logging.getLogger("tfexperiment")
 
-EvalListener = Callable[[dict[str, Any]], None]
-Result = dict[str, Any]
-#: How often run_std_server asks whether training is finished.
-SERVE_POLL_SECS = 0.5
-
-
-def predicate_arity(predicate: Any) -> int:
-    """How many arguments a continue-predicate takes (0 for None): 1 (result) or 2 (+ path).
-
-    Raises:
-        ConfigError: ``predicate`` is neither None nor callable.
-    """
-    if predicate is None:
-        return 0
-    if not callable(predicate):
-        raise ConfigError("continuous_eval_predicate_fn", predicate, "must be None or a callable")
-    try:
-        params = list(inspect.signature(predicate).parameters.values())
-    except (TypeError, ValueError):
-        return 1
-    if any(p.kind is p.VAR_POSITIONAL for p in params):
-        return 2
-    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    return 2 if len(positional) >= 2 else 1
-
-
-def _ask(predicate: Any, arity: int, result: Result | None, path: str | None) -> bool:
-    if predicate is None:
-        return True
-    return bool(predicate(result, path) if arity == 2 else predicate(result))
-
-
-@attrs.frozen(kw_only=True)
-class Run:
-    """The parts a schedule runs with: an Experiment's, at the time of the call.
-
-    Attributes:
-        servers: The task's std server once started (a holder shared with the
-            Experiment, so the server lives as long as it does and starts once).
-    """
-
-    estimator: Any
-    train_input_fn: Callable[..., Any]
-    eval_input_fn: Callable[..., Any]
-    settings: ExperimentSettings
-    train_hooks: tuple[Any, ...]
-    eval_hooks: tuple[Any, ...]
-    export_strategies: tuple[Any, ...]
-    listeners: tuple[EvalListener, ...]
-    servers: list[Any] = attrs.field(eq=False)
-    clock: Callable[[], float]
-    sleep: Callable[[float], None]
-    poll_secs: float
-
-    @property
-    def model_dir(self) -> str:
-        """The estimator's model directory."""
-        return str(self.estimator.model_dir)
-
-    def latest(self) -> Checkpoint | None:
-        """The newest checkpoint on disk."""
-        return disk.latest_checkpoint(self.model_dir)
-
-    def global_step(self) -> int:
-        """The newest checkpoint's step (0 without one)."""
-        latest = self.latest()
-        return latest.step if latest is not None else 0
-
-    def lazy_evaluator(self, input_fn: Callable[..., Any], name: str | None) -> LazyEvaluator:
-        """An evaluator of ``input_fn`` built on first use (see `LazyEvaluator`)."""
-        return LazyEvaluator(
-            lambda: make_evaluator(
-                self.estimator,
-                input_fn,
-                steps=self.settings.eval_steps,
-                hooks=self.eval_hooks,
-                name=name,
-            )
-        )
-
-    def evaluated(self, result: Result) -> Result:
-        """Log an evaluation result and hand it to the listeners."""
-        shown = ", ".join(
-            f"{k}={float(v):.4g}"
-            for k, v in sorted(result.items())
-            if k != "global_step" and getattr(v, "ndim", 0) == 0
-        )
-        log.info("evaluation at step %s: %s", result.get("global_step"), shown)
-        for listener in self.listeners:
-            listener(result)
-        return result
-
-    def start_server(self, config: TFConfig) -> None:
-        """Start this task's std server in a distributed config (once)."""
-        serves = strategy.strategy_owns_server(self.estimator, config)
-        if starts_server(config, strategy_serves=serves) and not self.servers:
-            self.servers.append(start_server(config))
-            ensure_device_filters(self.estimator, config)
-
-    def train(
-        self,
-        *,
-        max_steps: int | None = None,
-        steps: int | None = None,
-        listeners: Sequence[Any] = (),
-        extra_hooks: Sequence[Any] = (),
-    ) -> None:
-        """``estimator.train`` with the training hooks (and ``extra_hooks``), via `strategy.train`."""
-        strategy.train(
-            self.estimator,
-            self.train_input_fn,
-            hooks=[*self.train_hooks, *extra_hooks],
-            steps=steps,
-            max_steps=max_steps,
-            saving_listeners=list(listeners) or None,
-        )
-
-    def write_done(
-        self, config: TFConfig, *, step: int | None = None, chief_finished: bool = False
-    ) -> None:
-        """Write this task's completion record, with the core's end reason."""
-        step = self.global_step() if step is None else step
-        reason = end_reason(reached=self.settings.reached(step), chief_finished=chief_finished)
-        disk.write_done(self.model_dir, task_name(config), final_step=step, reason=reason)
-        log.info("training finished at step %d (%s)", step, reason.value)
-
-    def export(self, latest: Checkpoint | None, result: Result | None, **how: bool) -> list[Any]:
-        """Run the export strategies on ``latest`` (``how``: is_final, only_exporters)."""
-        return ex.run_exports(
-            self.export_strategies,
-            self.estimator,
-            checkpoint_path=latest.path if latest else None,
-            eval_result=result,
-            **how,
-        )
-
-
-def tf_config() -> TFConfig:
-    """This process's parsed TF_CONFIG."""
-    return TFConfig.from_json(os.environ.get("TF_CONFIG"))
-
-
-def task_name(config: TFConfig) -> str:
-    """``<job>-<index>`` of this task (``chief-0`` when local)."""
-    return config.task_name or "chief-0"
+__all__ = [
+    "EvalListener",
+    "Result",
+    "Run",
+    "continuous_eval",
+    "continuous_train_and_evaluate",
+    "evaluate",
+    "predicate_arity",
+    "run_std_server",
+    "smoke_test",
+    "task_name",
+    "tf_config",
+    "train",
+    "train_and_evaluate",
+]
 
 
 def _start_delay_hooks(run: Run, delay: StartDelay) -> list[Any]:
@@ -218,24 +79,34 @@ def train(run: Run, delay_secs: float | None) -> Any:
     run.start_server(config)
     disk.clear_done(run.model_dir, task_name(config))
     if not is_cluster_worker(config, waits_for_chief=waits):
-        run.train(max_steps=run.settings.train_steps, extra_hooks=_start_delay_hooks(run, delay))
-        run.write_done(config)
+        with run.guard(config) as guard:
+            hooks = _start_delay_hooks(run, delay)
+            run.train(max_steps=run.settings.train_steps, extra_hooks=hooks, guard=guard)
+            guard.after_training()
+        run.write_done(config, told=guard.told)
         return run.estimator
-    joined = join_training(
-        run.estimator,
-        config,
-        delay,
-        model_dir=run.model_dir,
-        train_steps=run.settings.train_steps,
-        clock=run.clock,
-        sleep=run.sleep,
-    )
-    if joined.watch is None:  # the chief had already finished
+    with run.guard(config) as guard:
+        joined = join_training(
+            run.estimator,
+            config,
+            delay,
+            model_dir=run.model_dir,
+            train_steps=run.settings.train_steps,
+            clock=run.clock,
+            sleep=run.sleep,
+            policy=run.policy,
+        )
+        watch = joined.watch
+        if watch is None:  # the chief had already finished
+            guard.after_training(0)
+        else:
+            run.train(max_steps=run.settings.train_steps, extra_hooks=joined.hooks, guard=guard)
+            guard.after_training(watch.last_step or 0)
+    if watch is None:
         run.write_done(config, chief_finished=True)
         return run.estimator
-    run.train(max_steps=run.settings.train_steps, extra_hooks=joined.hooks)
     # a worker: the global step lives on the ps, not in its checkpoints
-    run.write_done(config, step=joined.watch.last_step, chief_finished=joined.watch.fired)
+    run.write_done(config, step=watch.last_step, chief_finished=watch.fired, told=watch.done_reason)
     return run.estimator
 
 
@@ -251,6 +122,53 @@ def evaluate(run: Run, delay_secs: float | None) -> Result:
     return run.evaluated(dict(result))
 
 
+class _JobWatch:
+    """The evaluator's view of the job (`core.lifecycle.evaluator_decision`), in a cluster."""
+
+    def __init__(self, run: Run, config: TFConfig, *, since: float) -> None:
+        self.run = run
+        self.config = config
+        self.since = since
+        self.task = task_name(config)
+        self.watching = watches_job(config.cluster)
+
+    def decision(self, evaluated_step: int | None) -> EvaluatorDecision:
+        """The job-level decision now."""
+        run = self.run
+        view = job.read_view(
+            run.model_dir,
+            self.config.cluster,
+            since=self.since,
+            train_steps=run.settings.train_steps,
+        )
+        latest = run.latest()
+        return evaluator_decision(
+            view,
+            run.policy,
+            evaluated_step=evaluated_step,
+            latest_checkpoint_step=latest.step if latest else None,
+        )
+
+    def exit_if_failed(self, evaluated_step: int | None, latest: Checkpoint | None) -> None:
+        """Exit 1 (raise `JobExit`) once the chief failed or is lost (in a cluster)."""
+        if self.watching:
+            decision = self.decision(evaluated_step)
+            job.exit_on(decision, decision.exit_code, self.task)
+
+    def stop_the_job(self, predicate: Any, evaluated_step: int | None) -> None:
+        """Write the job's stop request, then wait until the chief has finished."""
+        reason = getattr(predicate, "stop_reason", None) or "continuous_eval_predicate_fn said stop"
+        job.write_stop(self.run.model_dir, self.task, str(reason))
+        log.info("%s: asked the job to stop: %s", self.task, reason)
+        while True:
+            decision = self.decision(evaluated_step)
+            job.exit_on(decision, decision.exit_code, self.task)
+            if decision.exit_code is not None:
+                log.info("%s", decision.line(self.task))
+                return
+            self.run.sleep(decision.sleep_secs)
+
+
 def continuous_eval(
     run: Run,
     input_fn: Callable[..., Any],
@@ -262,7 +180,13 @@ def continuous_eval(
     predicate: Callable[..., bool] | None,
     export: bool,
 ) -> Result | None:
-    """`Experiment.continuous_eval` (and on the training data): apply `core.continuous_eval`."""
+    """`Experiment.continuous_eval` (and on the training data): apply `core.continuous_eval`.
+
+    In a cluster it also exits 1 once the chief failed or is lost, and when the predicate
+    says stop it asks the whole job to stop (a `StopRequested` record) and waits for the
+    chief to finish. SIGTERM/SIGINT end it at once (its progress is kept).
+    """
+    predicate = run.predicate if predicate is None else predicate
     arity = predicate_arity(predicate)
     settings = run.settings
     delay = settings.eval_delay_secs if delay_secs is None else delay_secs
@@ -284,13 +208,17 @@ def continuous_eval(
     )
     if done_before is not None:
         log.info("resuming: %s was evaluated before this start", done_before.path)
-    state = ce.record_predicate(state, keep_going=_ask(predicate, arity, None, None))
+    state = ce.record_predicate(state, keep_going=ask(predicate, arity, None, None))
     result: Result | None = None
-    with run.lazy_evaluator(input_fn, name) as evaluator:
+    config = tf_config()
+    watch = _JobWatch(run, config, since=started_wall)
+    with run.lazy_evaluator(input_fn, name) as evaluator, job.Signals(task_name(config)):
         while True:
             finished = chief_final_step(disk.read_done(run.model_dir, since=started_wall))
+            latest = run.latest()
+            watch.exit_if_failed(state.last_result_step, latest)
             decision, new_state = ce.decide(
-                state, policy, now=run.clock(), latest=run.latest(), finished_at_step=finished
+                state, policy, now=run.clock(), latest=latest, finished_at_step=finished
             )
             if decision.kind is ce.EvalKind.WAIT:
                 if decision.log:
@@ -300,6 +228,8 @@ def continuous_eval(
                 continue
             if decision.kind is ce.EvalKind.STOP:
                 log.info("continuous evaluation stops: %s", decision.reason.value)
+                if decision.reason is ce.EvalReason.PREDICATE and watch.watching:
+                    watch.stop_the_job(predicate, state.last_result_step)
                 return result
             checkpoint = decision.checkpoint
             assert checkpoint is not None
@@ -319,16 +249,25 @@ def continuous_eval(
                 reached = settings.reached(step)
                 final = is_final_export(reached=reached, step=step, finished_at_step=finished)
                 run.export(checkpoint, result, is_final=final)
-            keep_going = _ask(predicate, arity, result, checkpoint.path)
+            keep_going = ask(predicate, arity, result, checkpoint.path)
             state = ce.record_result(new_state, global_step=step, keep_going=keep_going)
 
 
 class _TrainEvalProgress:
     """What one train_and_evaluate run carries from one checkpoint save to the next."""
 
-    def __init__(self, state: train_eval.TrainEvalState, evaluator: LazyEvaluator) -> None:
+    def __init__(
+        self,
+        state: train_eval.TrainEvalState,
+        evaluator: LazyEvaluator,
+        guard: job.TrainingGuard,
+        predicate: Callable[..., bool] | None,
+    ) -> None:
         self.state = state
         self.evaluator = evaluator
+        self.guard = guard
+        self.predicate = predicate
+        self.arity = predicate_arity(predicate)
         self.result: Result | None = None
 
 
@@ -357,6 +296,10 @@ def _after_save(
     if latest is None or latest.step != saved_step:  # not readable on disk: nothing to evaluate
         return
     progress.result = run.evaluated(progress.evaluator.evaluate(latest.path))
+    if not ask(progress.predicate, progress.arity, progress.result, latest.path):
+        log.info("continuous_eval_predicate_fn said stop: training stops at the next step")
+        progress.guard.stop_now = True
+        progress.guard.told = EndReason.STOPPED_BY_EVALUATOR.value
     if is_final_export(reached=run.settings.reached(latest.step), step=latest.step):
         return  # the last save: the final export (is_final=True) follows training
     run.export(latest, progress.result, is_final=False, only_exporters=True)
@@ -368,11 +311,12 @@ def train_and_evaluate(run: Run) -> tuple[Result | None, list[Any]]:
     run.start_server(config)
     disk.clear_done(run.model_dir, task_name(config))
     policy = train_eval.TrainEvalPolicy(eval_every_n_steps=run.settings.eval_every_n_steps)
-    with run.lazy_evaluator(run.eval_input_fn, None) as evaluator:
+    with run.lazy_evaluator(run.eval_input_fn, None) as evaluator, run.guard(config) as guard:
         state = train_eval.TrainEvalState(baseline_step=run.global_step())
-        progress = _TrainEvalProgress(state, evaluator)
+        progress = _TrainEvalProgress(state, evaluator, guard, run.predicate)
         listener = _SaveListener(lambda step: _after_save(run, progress, policy, step))
-        run.train(max_steps=run.settings.train_steps, listeners=[listener])
+        run.train(max_steps=run.settings.train_steps, listeners=[listener], guard=guard)
+        guard.after_training()
         final = run.latest()
         if final is not None and train_eval.final_evaluation_owed(
             progress.state, final_step=final.step
@@ -380,7 +324,7 @@ def train_and_evaluate(run: Run) -> tuple[Result | None, list[Any]]:
             progress.result = run.evaluated(evaluator.evaluate(final.path))
             progress.state = train_eval.record_final(progress.state, final_step=final.step)
     if records_own_completion(config):
-        run.write_done(config)
+        run.write_done(config, told=guard.told)
     return progress.result, run.export(final, progress.result, is_final=True)
 
 
@@ -388,15 +332,17 @@ def continuous_train_and_evaluate(
     run: Run, predicate: Callable[..., bool] | None
 ) -> tuple[Result | None, list[Any]]:
     """`Experiment.continuous_train_and_evaluate`: iterations per `core.iteration`."""
+    predicate = run.predicate if predicate is None else predicate
     arity = predicate_arity(predicate)
-    keep_going = _ask(predicate, arity, None, None)
+    keep_going = ask(predicate, arity, None, None)
     settings = run.settings
     result: Result | None = None
     exported: list[Any] = []
     trained: int | None = None
     requested: int | None = None
     step = run.global_step()
-    with run.lazy_evaluator(run.eval_input_fn, None) as evaluator:
+    config = tf_config()
+    with run.lazy_evaluator(run.eval_input_fn, None) as evaluator, run.guard(config) as guard:
         while True:
             decision = iteration.next_iteration(
                 train_steps_per_iteration=settings.train_steps_per_iteration,
@@ -410,7 +356,8 @@ def continuous_train_and_evaluate(
                 log.info("continuous_train_and_evaluate stops: %s", decision.reason.value)
                 return result, exported
             requested = decision.steps
-            run.train(steps=requested)
+            run.train(steps=requested, guard=guard)
+            guard.after_training()
             latest = run.latest()
             new_step = latest.step if latest else step
             trained, step = new_step - step, new_step
@@ -425,29 +372,40 @@ def continuous_train_and_evaluate(
                 continue
             result = run.evaluated(evaluator.evaluate(latest.path))
             exported = run.export(latest, result, is_final=outcome.final)
-            keep_going = _ask(predicate, arity, result, latest.path)
+            keep_going = ask(predicate, arity, result, latest.path)
             if outcome.ran_out:
                 log.info("training input ran out after %d of %d steps", trained, requested)
 
 
 def run_std_server(run: Run) -> None:
-    """`Experiment.run_std_server`: serve until `core.completion.serve_decision` says exit."""
+    """`Experiment.run_std_server`: serve until `core.lifecycle.ps_decision` says exit.
+
+    Raises:
+        JobExit: Exit 1 (the chief failed or is lost), 143/130 (a signal).
+    """
     config = tf_config()
     started_wall = time.time()
     run.servers.append(start_server(config))
-    expected = training_tasks({job: len(a) for job, a in config.cluster.items()})
-    logged: ServeReason | None = None
-    while True:
-        records = disk.read_done(
-            run.model_dir, since=started_wall, train_steps=run.settings.train_steps
-        )
-        decision = serve_decision(records, expected, last_logged=logged, poll_secs=SERVE_POLL_SECS)
-        if decision.log:
-            log.info("%s (%d training tasks)", decision.reason.value, len(expected))
-            logged = decision.reason
-        if decision.kind is ServeKind.EXIT:
-            return
-        run.sleep(decision.sleep_secs)
+    task = task_name(config)
+    logged: str | None = None
+    with job.Signals(task):
+        while True:
+            view = job.read_view(
+                run.model_dir,
+                config.cluster,
+                since=started_wall,
+                train_steps=run.settings.train_steps,
+            )
+            decision = ps_decision(view, run.policy)
+            line = decision.line(task)
+            if line_changed(logged, line):
+                log.info("%s", line)
+                logged = line
+            job.exit_on(decision, decision.exit_code, task)
+            if decision.exit_code is not None:
+                log.info("%s: all training tasks finished; server exits", task)
+                return
+            run.sleep(decision.sleep_secs)
 
 
 def smoke_test(run: Run) -> Result:

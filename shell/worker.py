@@ -9,12 +9,13 @@ import contextlib
 import logging
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import attrs
 
-from core.completion import chief_final_step
+from core.faults import lifecycle_policy
+from core.lifecycle import LifecyclePolicy, WorkerKind, worker_decision
 from core.tf_config import TFConfig
 from core.workers import (
     DelayKind,
@@ -28,7 +29,7 @@ from core.workers import (
     step_gate,
     worker_gate,
 )
-from shell import disk
+from shell import job
 from shell._tf import tf
 
 log = logging.getLogger("tfexperiment")
@@ -138,22 +139,23 @@ class ReadinessProbe:
                 session.close()
 
 
-def chief_finished(model_dir: str, *, since: float, train_steps: int | None) -> bool:
-    """Whether the chief's completion record of this run exists (see `core.completion`)."""
-    records = disk.read_done(model_dir, since=since, train_steps=train_steps)
-    return chief_final_step(records) is not None
+#: The cluster a watch assumes when it is given none (a chief and one worker).
+_DEFAULT_CLUSTER: Mapping[str, Sequence[str]] = {"chief": ("",), "worker": ("",)}
 
 
 class ChiefWatch:
-    """Ends a worker's training when the chief has finished, and gates its start on a step.
+    """Ends a worker's training when the job says so, and gates its start on a step.
 
-    Used as a ``SessionRunHook`` (see `watch_hook`): after a step it looks at most every
-    ``every_secs`` for the chief's completion record and then requests a stop; with
-    ``wait_until_step`` it holds the first step until the global step gets there
-    (`core.workers.step_gate`), also giving up when the chief finishes meanwhile.
+    Used as a ``SessionRunHook`` (see `watch_hook`): after a step it reads the job's
+    records at most every ``every_secs`` and applies `core.lifecycle.worker_decision`:
+    STOP (the chief finished, or the evaluator asked the job to stop) requests a stop;
+    EXIT_FAILED (the chief failed or is lost) raises `shell.job.JobExit` with exit 1.
+    With ``wait_until_step`` it holds the first step until the global step gets there
+    (`core.workers.step_gate`), also giving up when the job stops meanwhile.
 
     Attributes:
-        fired: The chief's record was seen and a stop requested.
+        fired: The job said stop and a stop was requested.
+        done_reason: The stop decision's reason for the worker's `Done` (or empty).
         last_step: The global step when training ended (None before it ends).
     """
 
@@ -167,13 +169,21 @@ class ChiefWatch:
         every_secs: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        cluster: Mapping[str, Sequence[str]] = _DEFAULT_CLUSTER,
+        task: str = "worker-0",
+        policy: LifecyclePolicy | None = None,
     ) -> None:
         self.model_dir = model_dir
         self.since = since
         self.train_steps = train_steps
         self.wait_until_step = wait_until_step
         self.every_secs = every_secs
+        self.cluster = cluster
+        self.task = task
+        self.policy = policy or lifecycle_policy()
+        self.training = False
         self.fired = False
+        self.done_reason = ""
         self.last_step: int | None = None
         self._clock = clock
         self._sleep = sleep
@@ -185,9 +195,15 @@ class ChiefWatch:
         due = force or look_due(now=now, last_look=self._last_look, every_secs=self.every_secs)
         if due and not self.fired:
             self._last_look = now
-            self.fired = chief_finished(
-                self.model_dir, since=self.since, train_steps=self.train_steps
+            view = job.read_view(
+                self.model_dir, self.cluster, since=self.since, train_steps=self.train_steps
             )
+            decision = worker_decision(view, self.policy, training=self.training)
+            job.exit_on(decision, decision.exit_code, self.task)
+            self.fired = decision.kind is WorkerKind.STOP
+            self.done_reason = decision.done_reason
+            if self.fired:
+                log.info("%s", decision.line(self.task))
         return self.fired
 
     def hold_until_step(self, read_step: Callable[[], int], poll_secs: float = 0.5) -> bool:
@@ -222,6 +238,7 @@ class ChiefWatchHook(tf.estimator.SessionRunHook):  # type: ignore[misc]
     def begin(self) -> None:
         """Find the global step."""
         self._step = tf.compat.v1.train.get_global_step()
+        self._watch.training = True
 
     def before_run(self, run_context: Any) -> None:
         """Hold the first step until the start step (stop if the chief finished meanwhile)."""
@@ -276,6 +293,8 @@ def join_training(
     poll_secs: float = 0.2,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    policy: LifecyclePolicy | None = None,
+    since: float | None = None,
 ) -> JoinResult:
     """Bring a worker of a cluster to the start of training, or tell it the job is over.
 
@@ -294,13 +313,22 @@ def join_training(
         poll_secs: How often to look.
         clock: Monotonic clock.
         sleep: Sleep function.
+        policy: The job's lifecycle policy (`core.faults.lifecycle_policy` when None).
+        since: When this task started (``time.time()``; now when None).
 
     Returns:
         The hooks to train with and the watch, or a result whose watch is None when
         the chief had already finished.
     """
     watch = ChiefWatch(
-        model_dir, since=time.time(), train_steps=train_steps, clock=clock, sleep=sleep
+        model_dir,
+        since=time.time() if since is None else since,
+        train_steps=train_steps,
+        clock=clock,
+        sleep=sleep,
+        cluster=config.cluster,
+        task=config.task_name or "worker-0",
+        policy=policy,
     )
     started = clock()
     run_config = getattr(estimator, "config", None)

@@ -222,7 +222,7 @@ def training_in_background(estimator: Any, max_steps: int) -> Iterator[list[Base
 
 
 SEAMS = ("clock", "sleep", "poll_secs")
-PARTS = ("train_hooks", "eval_hooks", "export_strategies")
+PARTS = ("train_hooks", "eval_hooks", "export_strategies", "continuous_eval_predicate_fn")
 
 
 def experiment(estimator: Any, train_input_fn: Any, eval_input_fn: Any, **kwargs: Any) -> Any:

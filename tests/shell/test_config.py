@@ -194,3 +194,24 @@ def test_bad_config_raises_one_error_naming_the_field(
     assert info.value.field == field, str(info.value)
     assert field in str(info.value)
     assert not (tmp_path / "model").exists()
+
+
+def test_the_early_stopping_key_gives_the_experiment_its_predicate(tmp_path: Path) -> None:
+    """early_stopping in a config becomes the Experiment's default predicate, with the
+    key's metric, patience and direction; chief_lost_after_secs becomes a setting."""
+    config = {
+        **base_config(tmp_path),
+        "early_stopping": {"metric": "average_loss", "patience": 2, "higher_is_better": True},
+        "chief_lost_after_secs": 30,
+    }
+    experiment = create_experiment(config, str(tmp_path / "model"))
+    predicate = experiment.continuous_eval_predicate_fn
+    assert predicate is not None
+    assert predicate.rule.metric == "average_loss" and predicate.rule.patience == 2  # type: ignore[attr-defined]
+    assert predicate({"average_loss": 1.0}) and predicate({"average_loss": 0.5})
+    assert not predicate({"average_loss": 0.9})
+    assert experiment.settings.chief_lost_after_secs == 30
+    assert (
+        create_experiment(base_config(tmp_path), str(tmp_path / "m2")).continuous_eval_predicate_fn
+        is None
+    )

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from shell import Experiment, ExportStrategy, disk
+from shell import Experiment, ExportStrategy, disk, stop_when_no_improvement
 from tests.shell import models
 
 
@@ -200,3 +200,47 @@ def test_continuous_train_and_evaluate_resumes_from_the_current_step(tmp_path: P
     steps = _listen(experiment)
     experiment.continuous_train_and_evaluate()
     assert steps == [70, 80]
+
+
+# ---------------------------------------------------------------- early stopping
+
+
+def test_train_and_evaluate_stops_early_when_the_default_predicate_says_stop(
+    tmp_path: Path,
+) -> None:
+    """With stop_when_no_improvement as the Experiment's predicate (a min_delta no
+    evaluation beats), local train_and_evaluate stops after patience+1 evaluations, saves
+    the step it stopped at and records "stopped by the evaluator"."""
+    model_dir = str(tmp_path / "m")
+    experiment = models.experiment(
+        models.estimator(model_dir, save_steps=10),
+        models.input_fn(repeat=True),
+        models.input_fn(repeat=False),
+        train_steps=10_000,
+        eval_steps=None,
+        eval_every_n_steps=10,
+        continuous_eval_predicate_fn=stop_when_no_improvement("loss", patience=2, min_delta=1e9),
+    )
+    steps = _listen(experiment)
+    result, _ = experiment.train_and_evaluate()
+    assert steps[:3] == [10, 20, 30]
+    final = disk.latest_checkpoint(model_dir)
+    assert final is not None and final.step < 100
+    assert int(result["global_step"]) == final.step
+    record = disk.read_done(model_dir)[0]
+    assert record.reason.value == "stopped by the evaluator"
+    assert record.final_step == final.step
+
+
+def test_the_default_predicate_is_used_by_continuous_train_and_evaluate(tmp_path: Path) -> None:
+    """continuous_train_and_evaluate without its own predicate asks the Experiment's."""
+    model_dir = str(tmp_path / "m")
+    experiment = _experiment(model_dir, train_steps=1000, train_steps_per_iteration=10)
+    experiment.set_continuous_eval_predicate_fn(
+        stop_when_no_improvement("loss", patience=1, min_delta=1e9)
+    )
+    steps = _listen(experiment)
+    experiment.continuous_train_and_evaluate()
+    assert steps == [10, 20]
+    with pytest.raises(ValueError):
+        experiment.set_continuous_eval_predicate_fn(42)  # type: ignore[arg-type]
