@@ -147,3 +147,52 @@ def test_ctrl_c_on_the_launcher_ends_every_task(tmp_path: Path) -> None:
         assert "interrupted; ending every task" in log.read_text()
     finally:
         kill_all([proc.pid, *pids])
+
+
+@pytest.mark.timeout(300)
+def test_the_demo_config_runs_on_a_local_cluster(tmp_path: Path) -> None:
+    """`cluster --config` runs the wine demo on ps + chief + evaluator: exit 0, only the chief
+    prints a training summary and lists exports, the ps prints none, the evaluator its
+    evaluations and skips exports."""
+    out = tmp_path / "wine"
+    args = [
+        "cluster",
+        "--config",
+        os.path.join(ROOT, "examples", "wine", "experiment.yaml"),
+        "--set",
+        "train_steps=40",
+        "--set",
+        "eval_every_n_steps=20",
+        "--set",
+        "estimator.run_config.save_checkpoints_steps=20",
+        "--ps",
+        "1",
+        "--workers",
+        "0",
+        "--evaluator",
+        "--output-dir",
+        str(out),
+        "--timeout",
+        "240",
+    ]
+    proc = _launch(args, {}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    pids: list[int] = []
+    try:
+        stdout, stderr = proc.communicate(timeout=280)
+        pids = [pid for found in started_pids(stdout.splitlines()).values() for pid in found]
+        assert proc.returncode == 0, (stdout[-3000:], stderr[-3000:])
+        lines = stdout.splitlines()
+
+        def of(task: str) -> list[str]:
+            return [x for x in lines if x.startswith(f"[{task}] ")]
+
+        assert any("steps trained" in x for x in of("chief-0"))
+        assert any("export: " in x for x in of("chief-0"))
+        assert not any("done:" in x or "steps trained" in x for x in of("ps-0"))
+        evaluator = of("evaluator-0")
+        assert any("done: continuous_eval as evaluator-0" in x for x in evaluator), evaluator
+        assert not any("steps trained" in x or "export: " in x for x in evaluator)
+        assert any("does not export" in x for x in evaluator)
+        assert (out / "export" / "best").is_dir()
+    finally:
+        kill_all([proc.pid, *pids])
