@@ -95,12 +95,13 @@ def eval_cadence_note(
     evaluates at most once per ``save_checkpoints_secs``.
 
     Args:
-        eval_every_n_steps: The experiment's setting (None or 0: only after training).
+        eval_every_n_steps: The experiment's setting (None or 0: only after training; 1,
+            the default: every checkpoint, so never a note).
         save_checkpoints_steps: The estimator's RunConfig save cadence in steps, or None.
         save_checkpoints_secs: Its save cadence in seconds, or None.
     """
-    if not eval_every_n_steps:
-        return None
+    if not eval_every_n_steps or eval_every_n_steps == 1:
+        return None  # only after training, or (the default) every checkpoint: as asked
     if save_checkpoints_steps:
         if eval_every_n_steps >= save_checkpoints_steps:
             return None
