@@ -161,6 +161,8 @@ def _run_cluster_command(args: argparse.Namespace) -> int:
             raise UsageError(
                 f"{PROG} cluster: error: --output-dir DIR is required with MODULE:EXPERIMENT_FN"
             )
+        # the module most likely imports TensorFlow: keep its C++ logs quiet, as a task does
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         import_experiment_fn(args.experiment_fn)
     try:
         result = launch_local_cluster(
