@@ -173,7 +173,9 @@ def report_figure(series: list[Series], title: str) -> Any:
         del panels["loss"]
     cols = min(3, len(panels))
     rows = -(-len(panels) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.6 * rows), squeeze=False)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(5 * cols, 3.6 * rows), squeeze=False, layout="constrained"
+    )
     for ax, (tag, curves) in zip(axes.flat, panels.items()):
         for s in curves:
             label = "training" if s.source == "train" else s.source
@@ -191,7 +193,6 @@ def report_figure(series: list[Series], title: str) -> Any:
     for ax in list(axes.flat)[len(panels) :]:
         ax.set_visible(False)
     fig.suptitle(title, fontsize="large")
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.4 / (3.6 * rows)))
     return fig
 
 
