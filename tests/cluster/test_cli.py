@@ -93,7 +93,7 @@ def _cluster_args(spec: str, output_dir: Path) -> list[str]:
     return ["cluster", spec, "--ps", "1", "--workers", "0", "--output-dir", str(output_dir)]
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(240)
 def test_launcher_ends_every_task_when_one_fails(tmp_path: Path) -> None:
     """`tfexperiment cluster` exits 1 naming the failed chief, and ends the ps it started."""
     proc = _launch(
@@ -104,7 +104,7 @@ def test_launcher_ends_every_task_when_one_fails(tmp_path: Path) -> None:
     )
     pids: list[int] = []
     try:
-        out, err = proc.communicate(timeout=100)
+        out, err = proc.communicate(timeout=200)  # the launcher imports the module first
         pids = [pid for found in started_pids(out.splitlines()).values() for pid in found]
         assert proc.returncode == 1, (out[-2000:], err[-2000:])
         assert "cluster failed: chief-0 exited with status 1" in err
