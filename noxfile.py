@@ -179,7 +179,8 @@ def demo(session: nox.Session) -> None:
     """Train the wine example and plot it: `nox -s demo [-- --set train_steps=50 ...]`.
 
     Arguments after `--` go to `tfexperiment run` (e.g. `--set KEY=VALUE` overrides for a
-    quick run); the run goes to runs/wine (replaced), its plot to runs/wine/report.png.
+    quick run). Each demo replaces runs/wine: the previous run there is deleted first, so
+    it trains from scratch; its plot goes to runs/wine/report.png.
     """
     if not (ROOT / DEMO_CONFIG).is_file():
         session.error(f"demo config {DEMO_CONFIG} not found (the wine example is missing)")

@@ -9,11 +9,17 @@ from typing import Any
 
 import attrs
 
+from core._validate import check, non_negative_int, optional, positive_secs
 from core.errors import ConfigError
 
 HOST = "127.0.0.1"
 INTERRUPTED = 130
 _SPEC = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+#: A local cluster runs at most this many tasks per CPU core, and never more than MAX_TASKS.
+TASKS_PER_CORE = 4
+MAX_TASKS = 32
+#: ... but always at least this many (the default cluster has 5 tasks).
+MIN_TASK_CAP = 8
 
 
 @attrs.frozen(kw_only=True)
@@ -222,3 +228,55 @@ def cluster_decision(
             kind=ClusterKind.END, reason=ClusterReason.TIMED_OUT, task=running[0], running=running
         )
     return ClusterDecision(kind=ClusterKind.WAIT, reason=ClusterReason.RUNNING)
+
+
+def max_local_tasks(cores: int | None) -> int:
+    """How many tasks a local cluster may run on a machine with ``cores`` CPU cores.
+
+    ``TASKS_PER_CORE`` per core, at least ``MIN_TASK_CAP`` and at most ``MAX_TASKS``
+    (every task is a whole TensorFlow process; hundreds of them only thrash the machine).
+    """
+    per_core = TASKS_PER_CORE * (cores or 1)
+    return max(MIN_TASK_CAP, min(MAX_TASKS, per_core))
+
+
+def check_cluster_size(
+    *,
+    ps: int,
+    workers: int,
+    evaluator: bool,
+    cores: int | None,
+    timeout_secs: float | None = None,
+    prefix: str = "",
+) -> int:
+    """Check a local cluster's task counts (and timeout) before anything starts.
+
+    Args:
+        ps: Parameter servers (>= 0).
+        workers: Workers besides the chief (>= 0).
+        evaluator: Whether an evaluator runs.
+        cores: The machine's CPU cores (None: unknown, counted as 1).
+        timeout_secs: The run's timeout (None, or > 0).
+        prefix: Prepended to the field names in errors (``"--"`` for the command line).
+
+    Returns:
+        The number of tasks.
+
+    Raises:
+        ConfigError: A negative count, a timeout <= 0, or more tasks than
+            `max_local_tasks` allows (naming ``workers``, or ``ps`` when it is the larger).
+    """
+    check(non_negative_int, f"{prefix}ps", ps)
+    check(non_negative_int, f"{prefix}workers", workers)
+    check(optional(positive_secs), f"{prefix}timeout", timeout_secs)
+    total = ps + 1 + workers + int(bool(evaluator))
+    cap = max_local_tasks(cores)
+    if total > cap:
+        field, value = ("ps", ps) if ps > workers else ("workers", workers)
+        raise ConfigError(
+            f"{prefix}{field}",
+            value,
+            f"the cluster would run {total} tasks; a local cluster runs at most {cap} on this "
+            f"machine ({TASKS_PER_CORE} per CPU core, between {MIN_TASK_CAP} and {MAX_TASKS})",
+        )
+    return total

@@ -20,7 +20,9 @@ _Y = (_X[:, 0] + _X[:, 1] > 0).astype("int64") + (_X[:, 2] > 1).astype("int64") 
 
 def model_fn(features: Any, labels: Any, mode: Any, params: Any) -> Any:
     """A linear softmax classifier with an accuracy metric."""
-    logits = tf.compat.v1.layers.dense(features["x"], 3)
+    weights = tf.compat.v1.get_variable("weights", [4, 3])
+    bias = tf.compat.v1.get_variable("bias", [3], initializer=tf.compat.v1.zeros_initializer())
+    logits = tf.matmul(features["x"], weights) + bias
     if mode == tf.estimator.ModeKeys.PREDICT:
         return tf.estimator.EstimatorSpec(mode, predictions={"class": tf.argmax(logits, 1)})
     loss = tf.compat.v1.losses.sparse_softmax_cross_entropy(labels, logits)

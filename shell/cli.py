@@ -18,13 +18,25 @@ import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn, TextIO
 
+from core.cluster_plan import check_cluster_size
 from core.errors import ConfigError, ConfigTypeError, FieldError
-from core.schedule import Schedule, check_schedule_name
+from core.schedule import Schedule, check_schedule_name, default_schedule, parse_schedule
+from core.task_roles import eval_cadence_note, summary_kind
+from core.tf_config import TFConfig
+from shell.cli_checks import (
+    PROG,
+    UsageError,
+    check_experiment_choice,
+    config_model_dir,
+    failure_line,
+    import_experiment_fn,
+    in_file,
+    load_config_file,
+)
 from shell.exits import JobExit
 from shell.launcher import launch_local_cluster
 from shell.tune_cli import add_tune_parser
 
-PROG = "tfexperiment"
 log = logging.getLogger("tfexperiment")
 
 SCHEDULE_HELP: dict[Schedule, str] = {
@@ -45,10 +57,6 @@ SCHEDULE_HELP: dict[Schedule, str] = {
 
 # An ArgumentParser.error() raises this instead of exiting, so main() can return 2.
 _HANDLER_MARK = "_tfexperiment_cli"
-
-
-class UsageError(Exception):
-    """Bad command-line usage (exit code 2)."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -132,17 +140,45 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run_cluster_command(args: argparse.Namespace) -> int:
-    """The ``cluster`` subcommand: launch, stream, and turn the result into an exit code."""
+    """The ``cluster`` subcommand: check, launch, stream, and turn the result into an exit code.
+
+    Everything that can be checked before a process starts is: the task counts, the
+    timeout, and the experiment (the module imports and defines the function, or the
+    config file is valid), so bad input exits 2 once instead of in every task.
+    """
+    check_cluster_size(
+        ps=args.ps,
+        workers=args.workers,
+        evaluator=args.evaluator,
+        cores=os.cpu_count(),
+        timeout_secs=args.timeout,
+        prefix="--",
+    )
+    check_experiment_choice(args, "cluster")
+    output_dir = args.output_dir
+    if args.config is not None:
+        config = load_config_file(args.config, args.overrides)
+        output_dir = config_model_dir(config, output_dir, "cluster")
+    else:
+        if not output_dir:
+            raise UsageError(
+                f"{PROG} cluster: error: --output-dir DIR is required with MODULE:EXPERIMENT_FN"
+            )
+        # the module most likely imports TensorFlow: keep its C++ logs quiet, as a task does
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        import_experiment_fn(args.experiment_fn)
     try:
         result = launch_local_cluster(
             args.experiment_fn,
-            args.output_dir,
+            output_dir,
             ps=args.ps,
             workers=args.workers,
             evaluator=args.evaluator,
             chief=not args.master,
             verbose=bool(getattr(args, "verbose", False)),
             timeout_secs=args.timeout,
+            config=args.config,
+            overrides=args.overrides,
         )
     except ConfigError as err:
         print(f"tfexperiment cluster: error: {err}", file=sys.stderr)
@@ -173,13 +209,33 @@ def add_cluster_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "experiment_fn",
+        nargs="?",
         metavar="MODULE:EXPERIMENT_FN",
-        help="function building the Experiment, e.g. examples.x.exp:experiment_fn",
+        help="function building the Experiment, e.g. examples.quickstart:experiment_fn",
     )
-    parser.add_argument("--output-dir", required=True, help="every task's output directory")
+    parser.add_argument(
+        "-c", "--config", metavar="FILE", help="a YAML/JSON experiment config (instead)"
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key in every task (repeatable; with --config)",
+    )
+    parser.add_argument(
+        "-o",
+        "--output-dir",
+        help="every task's output directory (with --config: default its model_dir)",
+    )
     parser.add_argument("--ps", type=int, default=1, help="parameter servers (default 1)")
     parser.add_argument(
-        "--workers", type=int, default=2, help="workers besides the chief (default 2)"
+        "--workers",
+        type=int,
+        default=2,
+        help="workers besides the chief (default 2; at most 4 tasks per CPU core in all, "
+        "between 8 and 32)",
     )
     parser.add_argument("--evaluator", action="store_true", help="also run an evaluator")
     parser.add_argument(
@@ -190,7 +246,7 @@ def add_cluster_parser(subparsers: Any) -> argparse.ArgumentParser:
         type=float,
         default=None,
         metavar="SECS",
-        help="end every task after this many seconds (exit 1)",
+        help="end every task after this many seconds (> 0; exit 1)",
     )
     parser.set_defaults(func=_run_cluster_command, handler=_run_cluster_command)
     return parser
@@ -274,6 +330,8 @@ def _schedules(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
+    if args.out is not None and not args.out.lower().endswith(".png"):
+        raise ConfigError("--out", args.out, "must name a .png file (the report is a PNG image)")
     from shell.report import write_report
 
     print(write_report(args.model_dir, args.out))
@@ -290,50 +348,38 @@ def _call_experiment_fn(fn: Callable[..., Any], output_dir: str) -> Any:
 
 
 def _run(args: argparse.Namespace) -> int:
-    if (args.experiment_fn is None) == (args.config is None):
-        raise UsageError(
-            f"{PROG} run: error: give MODULE:EXPERIMENT_FN or --config FILE (exactly one; "
-            f"see {PROG} run --help)"
-        )
+    check_experiment_choice(args, "run")
     if args.experiment_fn is not None and not args.output_dir:
         raise UsageError(
             f"{PROG} run: error: --output-dir DIR is required with MODULE:EXPERIMENT_FN"
         )
-    if args.experiment_fn is not None and args.overrides:
-        raise UsageError(f"{PROG} run: error: --set only applies to --config")
     if args.schedule is not None:
         check_schedule_name(args.schedule)
-    # TF_CONFIG is checked before the experiment is built: TF's RunConfig would fail on it
-    # inside experiment_fn with a traceback instead of one line naming the field.
-    from core.schedule import default_schedule
-    from core.tf_config import TFConfig
-
+    # TF_CONFIG and a config file are checked before TensorFlow is imported (seconds) and
+    # before the experiment is built: TF's RunConfig would fail on a bad TF_CONFIG inside
+    # experiment_fn with a traceback instead of one line naming the field.
     tf_config = TFConfig.from_json(os.environ.get("TF_CONFIG"))
-    schedule_name = args.schedule or default_schedule(tf_config).value
+    schedule = parse_schedule(args.schedule) if args.schedule else default_schedule(tf_config)
+    record = load_config_file(args.config, args.overrides) if args.config is not None else None
+    if record is not None:
+        config_model_dir(record, args.output_dir, "run")
     verbose = bool(getattr(args, "verbose", False))
-    if os.getcwd() not in sys.path and "" not in sys.path:
-        sys.path.insert(0, os.getcwd())  # MODULE:FN from the current directory, as python -m
     _tf_logging(verbose)
 
     from shell import disk
     from shell.config import create_experiment
     from shell.experiment import Experiment
-    from shell.loading import import_object
     from shell.progress import Progress, summarize
     from shell.runner import run_experiment
 
     experiment: Any
-    if args.config is not None:
+    if record is not None:
         try:
-            experiment = create_experiment(args.config, args.output_dir, overrides=args.overrides)
+            experiment = create_experiment(record, args.output_dir)
         except FieldError as err:
-            if err.field != "config" and not err.field.startswith("--set"):
-                raise type(err)(f"{args.config}: {err.field}", err.value, err.problem) from None
-            raise
+            raise in_file(err, args.config) from None
     else:
-        user_fn = import_object(args.experiment_fn, "experiment_fn")
-        if not callable(user_fn):
-            raise ConfigTypeError("experiment_fn", args.experiment_fn, "is not callable")
+        user_fn = import_experiment_fn(args.experiment_fn)
         experiment = _call_experiment_fn(user_fn, args.output_dir)
         if not isinstance(experiment, Experiment):
             raise ConfigTypeError(
@@ -341,6 +387,15 @@ def _run(args: argparse.Namespace) -> int:
                 args.experiment_fn,
                 f"must return an Experiment, returned {type(experiment).__name__}",
             )
+    if schedule is Schedule.TRAIN_AND_EVALUATE:
+        run_config = experiment.estimator.config
+        note = eval_cadence_note(
+            eval_every_n_steps=experiment.settings.eval_every_n_steps,
+            save_checkpoints_steps=run_config.save_checkpoints_steps,
+            save_checkpoints_secs=run_config.save_checkpoints_secs,
+        )
+        if note:
+            log.info("note: %s", note)
     progress = Progress(stream=sys.stderr)
     progress.attach(experiment)
     model_dir = experiment.model_dir
@@ -354,15 +409,16 @@ def _run(args: argparse.Namespace) -> int:
     model_dir = experiment.model_dir
     end = disk.latest_checkpoint(model_dir)
     summary = summarize(
-        schedule=schedule_name,
+        schedule=schedule.value,
         model_dir=model_dir,
         start_step=start_step,
         end_step=end.step if end else start_step,
         started_wall=started_wall,
         started=started,
         progress=progress,
+        task=tf_config.task_name,
     )
-    for line in summary.lines():
+    for line in summary.lines_for(summary_kind(tf_config, schedule)):
         print(line, flush=True)
     return 0
 
@@ -413,12 +469,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as err:
         if verbose:
             traceback.print_exc()
-            print(
-                f"{PROG}: the run failed: {type(err).__name__}: {_one_line(err)}", file=sys.stderr
-            )
+            print(f"{PROG}: the run failed: {failure_line(err)}", file=sys.stderr)
         else:
             print(
-                f"{PROG}: the run failed: {type(err).__name__}: {_one_line(err)}\n"
+                f"{PROG}: the run failed: {failure_line(err)}\n"
                 f"{PROG}: run again with --verbose for the traceback and TensorFlow's logs",
                 file=sys.stderr,
             )

@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import inspect
+import json
+import logging
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import attrs
 
-from core.errors import ConfigError, ConfigTypeError
+from core.errors import ConfigError, ConfigTypeError, FieldError, TFExperimentError
+from core.task_roles import checkpoint_basename, export_due, owns_exports
+from core.tf_config import TFConfig
 from shell._tf import tf
+
+log = logging.getLogger("tfexperiment")
+
+#: The file in ``<model_dir>/export/<name>/`` recording which checkpoints were exported there.
+EXPORTED_FILE = ".tfexperiment-exported.json"
 
 EXPORT_ARGS = ("estimator", "export_path", "checkpoint_path", "eval_result")
 
@@ -102,6 +111,72 @@ def strategy_name(strategy: Any) -> str:
     return str(strategy.name)
 
 
+class ExportMetricError(TFExperimentError):
+    """A ``best`` export compares a metric the evaluation does not report (found at run time).
+
+    Not a `FieldError`: something has trained by the time it is known, so the run failed
+    (exit 1) rather than being refused.
+    """
+
+
+def check_best_metrics(strategies: tuple[Any, ...], eval_result: Mapping[str, Any]) -> None:
+    """Check that every BestExporter can compare ``eval_result`` before anything exports.
+
+    Each BestExporter's compare function is asked to compare the result with itself,
+    which fails exactly when the metric it compares is missing.
+
+    Raises:
+        ExportMetricError: Naming the export's metric key (``exports[0].metric``) and the
+            metrics the evaluation reports.
+    """
+    available = ", ".join(sorted(k for k in eval_result if k != "global_step"))
+    step = eval_result.get("global_step")
+    for i, strategy in enumerate(strategies):
+        compare = getattr(strategy, "_compare_fn", None)
+        if not isinstance(strategy, tf.estimator.BestExporter) or not callable(compare):
+            continue
+        try:
+            compare(best_eval_result=dict(eval_result), current_eval_result=dict(eval_result))
+        except FieldError as err:
+            raise ExportMetricError(
+                f"{err.field}={err.value!r}: is not a metric of the evaluation at step {step} "
+                f"(metrics: {available}); nothing was exported"
+            ) from None
+        except (KeyError, ValueError, TypeError) as err:
+            raise ExportMetricError(
+                f"export_strategies[{i}] (BestExporter {strategy.name!r}) cannot compare the "
+                f"evaluation at step {step} (metrics: {available}): {err}; nothing was exported"
+            ) from None
+
+
+def exported_checkpoints(export_path: str) -> tuple[str, ...]:
+    """The checkpoints recorded as exported into ``export_path`` (basenames, in order)."""
+    try:
+        with open(os.path.join(export_path, EXPORTED_FILE), encoding="utf-8") as handle:
+            data = json.load(handle)
+    except (OSError, ValueError):
+        return ()
+    found = data.get("checkpoints") if isinstance(data, dict) else None
+    return tuple(str(c) for c in found) if isinstance(found, list) else ()
+
+
+def record_exported(export_path: str, checkpoint_path: str) -> None:
+    """Add ``checkpoint_path`` to the checkpoints recorded in ``export_path`` (atomically)."""
+    known = list(exported_checkpoints(export_path))
+    name = checkpoint_basename(checkpoint_path)
+    if name in known:
+        return
+    os.makedirs(export_path, exist_ok=True)
+    target = os.path.join(export_path, EXPORTED_FILE)
+    temporary = f"{target}.{os.getpid()}.tmp"
+    with open(temporary, "w", encoding="utf-8") as handle:
+        json.dump({"checkpoints": [*known, name]}, handle)
+    os.replace(temporary, target)
+
+
+_said_not_owner: set[str] = set()
+
+
 def run_exports(
     strategies: tuple[Any, ...],
     estimator: Any,
@@ -113,6 +188,12 @@ def run_exports(
 ) -> list[Any]:
     """Run every strategy into ``<model_dir>/export/<name>/``.
 
+    Only the task that owns the exports does (`core.task_roles.owns_exports`: locally
+    the one process, in a cluster the chief; TF_CONFIG says which); others return ``[]``. Before anything is
+    exported, every BestExporter's metric is checked against ``eval_result``. A
+    ``tf.estimator.Exporter`` skips a checkpoint it already exported into its directory
+    (a rerun into a finished model_dir), recorded in ``export/<name>/`` (`EXPORTED_FILE`).
+
     Args:
         strategies: From `normalize`.
         estimator: The estimator to export.
@@ -123,12 +204,36 @@ def run_exports(
 
     Returns:
         What each export returned (export paths; None where an exporter skipped).
+
+    Raises:
+        ExportMetricError: A BestExporter's metric is not in ``eval_result``.
     """
-    results = []
+    if not strategies:
+        return []
+    config = TFConfig.from_json(os.environ.get("TF_CONFIG"))
+    if not owns_exports(config):
+        name = config.task_name or "this task"
+        if name not in _said_not_owner:
+            _said_not_owner.add(name)
+            log.info("exports are the chief's in a cluster: %s does not export", name)
+        return []
+    if eval_result:
+        check_best_metrics(strategies, eval_result)
+    results: list[Any] = []
     for strategy in strategies:
         export_path = os.path.join(estimator.model_dir, "export", strategy_name(strategy))
         if is_exporter(strategy):
+            if not export_due(checkpoint_path, exported_checkpoints(export_path)):
+                log.info(
+                    "export/%s already holds %s: not exported again",
+                    strategy.name,
+                    checkpoint_basename(str(checkpoint_path)),
+                )
+                results.append(None)
+                continue
             result = strategy.export(estimator, export_path, checkpoint_path, eval_result, is_final)
+            if result is not None and checkpoint_path is not None:
+                record_exported(export_path, checkpoint_path)
         elif only_exporters:
             continue
         else:

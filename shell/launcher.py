@@ -22,6 +22,7 @@ from core.cluster_plan import (
     ClusterResult,
     Task,
     TaskExit,
+    check_cluster_size,
     check_spec,
     cluster_decision,
     cluster_tasks,
@@ -61,23 +62,32 @@ def pick_free_ports(count: int, host: str = HOST) -> list[int]:
 
 
 def task_command(
-    experiment_fn_spec: str,
-    output_dir: str,
+    experiment_fn_spec: str | None,
+    output_dir: str | None,
     *,
     python: str | None = None,
     verbose: bool = False,
+    config: str | None = None,
+    overrides: Sequence[str] = (),
 ) -> list[str]:
-    """The command line of a task: ``python -m shell [--verbose] run SPEC --output-dir DIR``.
+    """A task's command line: ``python -m shell [--verbose] run SPEC --output-dir DIR``.
 
     Args:
-        experiment_fn_spec: ``package.module:function``.
-        output_dir: The task's ``--output-dir``.
+        experiment_fn_spec: ``package.module:function`` (None with ``config``).
+        output_dir: The task's ``--output-dir`` (None: the config's model_dir).
         python: The interpreter (default: this one).
         verbose: Pass ``--verbose`` (TensorFlow's own logs, tracebacks).
+        config: Run ``--config FILE`` instead of a function.
+        overrides: ``--set KEY=VALUE`` overrides of ``config``.
     """
     flags = ["--verbose"] if verbose else []
     exe = python or sys.executable
-    return [exe, "-m", "shell", *flags, "run", experiment_fn_spec, "--output-dir", output_dir]
+    if config is not None:
+        what = ["--config", config, *(a for o in overrides for a in ("--set", o))]
+    else:
+        what = [str(experiment_fn_spec)]
+    out = ["--output-dir", output_dir] if output_dir else []
+    return [exe, "-m", "shell", *flags, "run", *what, *out]
 
 
 def _print_line(line: str) -> None:
@@ -130,15 +140,18 @@ class LocalCluster:
         verbose: Run the tasks with ``--verbose``.
         command: Run this command line in every task instead of ``python -m shell run``
             (e.g. a plain TensorFlow script; each still gets its own TF_CONFIG).
+        config: Run ``python -m shell run --config FILE`` (``experiment_fn_spec`` None).
+        overrides: ``--set KEY=VALUE`` overrides of ``config``.
 
     Raises:
-        ConfigError: A bad spec or task count.
+        ConfigError: A bad spec, a negative task count or more tasks than
+            `core.cluster_plan.max_local_tasks` allows on this machine.
     """
 
     def __init__(
         self,
-        experiment_fn_spec: str,
-        output_dir: str,
+        experiment_fn_spec: str | None,
+        output_dir: str | None,
         *,
         ps: int = 1,
         workers: int = 2,
@@ -149,9 +162,14 @@ class LocalCluster:
         cwd: str | None = None,
         verbose: bool = False,
         command: Sequence[str] | None = None,
+        config: str | None = None,
+        overrides: Sequence[str] = (),
     ) -> None:
-        self.spec = check_spec(experiment_fn_spec)
-        self.output_dir = str(output_dir)
+        self.config = os.path.abspath(config) if config is not None else None
+        self.overrides = tuple(overrides)
+        self.spec = None if self.config is not None else check_spec(str(experiment_fn_spec))
+        self.output_dir = str(output_dir) if output_dir else None
+        check_cluster_size(ps=ps, workers=workers, evaluator=evaluator, cores=os.cpu_count())
         self.tasks = cluster_tasks(ps=ps, workers=workers, chief=chief, evaluator=evaluator)
         clustered = [t for t in self.tasks if t.type != "evaluator"]
         self.ports: dict[str, int] = dict(
@@ -216,7 +234,14 @@ class LocalCluster:
         if self._started_at is None:
             self._started_at = time.monotonic()
         process = subprocess.Popen(
-            self.command or task_command(self.spec, self.output_dir, verbose=self.verbose),
+            self.command
+            or task_command(
+                self.spec,
+                self.output_dir,
+                verbose=self.verbose,
+                config=self.config,
+                overrides=self.overrides,
+            ),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -384,8 +409,8 @@ def _sigterm_raises() -> Iterator[None]:
 
 
 def launch_local_cluster(
-    experiment_fn_spec: str,
-    output_dir: str,
+    experiment_fn_spec: str | None,
+    output_dir: str | None,
     *,
     ps: int = 1,
     workers: int = 2,
@@ -395,10 +420,13 @@ def launch_local_cluster(
     env: Mapping[str, str] | None = None,
     sink: Callable[[str], None] | None = None,
     verbose: bool = False,
+    config: str | None = None,
+    overrides: Sequence[str] = (),
 ) -> ClusterResult:
     """Run a whole cluster on 127.0.0.1, one process per task, until every task exits.
 
-    Each task runs ``python -m shell run MODULE:FN --output-dir DIR`` with its own
+    Each task runs ``python -m shell run MODULE:FN --output-dir DIR`` (or ``run --config
+    FILE``) with its own
     TF_CONFIG on a free port; its output lines are streamed with a ``[worker-1]`` prefix.
     When a task fails, on a timeout, on Ctrl-C or on SIGTERM every other process is
     ended by PID (SIGTERM, then SIGKILL).
@@ -414,13 +442,18 @@ def launch_local_cluster(
         env: Extra environment variables for every task.
         sink: Receives each prefixed output line (None prints it).
         verbose: Run the tasks with ``--verbose``.
+        config: Each task runs ``run --config FILE`` (``experiment_fn_spec`` None).
+        overrides: ``--set KEY=VALUE`` overrides of ``config``.
 
     Returns:
         The result: ``ok``, the failed task and why, every task's exit and lines.
 
     Raises:
-        ConfigError: A bad spec or task count.
+        ConfigError: A bad spec, task count or timeout (before anything starts).
     """
+    check_cluster_size(
+        ps=ps, workers=workers, evaluator=evaluator, cores=os.cpu_count(), timeout_secs=timeout_secs
+    )
     cluster = LocalCluster(
         experiment_fn_spec,
         output_dir,
@@ -431,6 +464,8 @@ def launch_local_cluster(
         env=env,
         sink=sink,
         verbose=verbose,
+        config=config,
+        overrides=overrides,
     )
     try:
         with _sigterm_raises():

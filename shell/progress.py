@@ -11,6 +11,8 @@ from typing import Any, TextIO
 
 import attrs
 
+from core.task_roles import SummaryKind
+
 log = logging.getLogger("tfexperiment")
 
 __all__ = ["Progress", "RunSummary", "export_paths", "scalar_metrics"]
@@ -84,6 +86,8 @@ class RunSummary:
         eval_step: Global step of that evaluation.
         exports: SavedModel directories written by the run.
         model_dir: The model directory.
+        evaluations: How many evaluations the run made.
+        task: The task's name in a cluster (e.g. ``worker-1``), None locally.
     """
 
     schedule: str
@@ -94,6 +98,35 @@ class RunSummary:
     eval_step: int | None
     exports: tuple[str, ...]
     model_dir: str
+    evaluations: int = 0
+    task: str | None = None
+
+    def lines_for(self, kind: SummaryKind) -> list[str]:
+        """The summary a task of ``kind`` prints (`core.task_roles.summary_kind`).
+
+        TRAINING: `lines`. WORKER: one line (it trained a share of the cluster's steps).
+        EVALUATIONS: how many evaluations ran and the last one. NONE: nothing.
+        """
+        who = f" as {self.task}" if self.task else ""
+        if kind is SummaryKind.NONE:
+            return []
+        if kind is SummaryKind.WORKER:
+            return [
+                f"done: {self.schedule}{who} in {self.wall_secs:.1f}s; the cluster's global "
+                f"step is {self.end_step} (the chief's summary has its evaluation and exports)"
+            ]
+        if kind is SummaryKind.EVALUATIONS:
+            plural = "" if self.evaluations == 1 else "s"
+            out = [
+                f"done: {self.schedule}{who} in {self.wall_secs:.1f}s; "
+                f"{self.evaluations} evaluation{plural}"
+            ]
+            if self.metrics:
+                out.append(
+                    f"last evaluation at step {self.eval_step}: {format_metrics(self.metrics)}"
+                )
+            return out
+        return self.lines()
 
     def lines(self) -> list[str]:
         """The summary as short lines of text."""
@@ -246,6 +279,7 @@ def summarize(
     started_wall: float,
     started: float,
     progress: Progress,
+    task: str | None = None,
 ) -> RunSummary:
     """Collect the run's `RunSummary` (exports found on disk since ``started_wall``)."""
     last = progress.last_eval or {}
@@ -259,4 +293,6 @@ def summarize(
         eval_step=int(eval_step) if eval_step is not None else None,
         exports=tuple(export_paths(model_dir, since=started_wall)),
         model_dir=model_dir,
+        evaluations=progress.evaluations,
+        task=task,
     )

@@ -16,9 +16,11 @@ import attrs
 
 from core.errors import ConfigError
 
-__all__ = ["Series", "read_scalars", "read_series", "write_report"]
+__all__ = ["Series", "is_fraction", "read_scalars", "read_series", "report_figure", "write_report"]
 
 TRAIN_TAGS = ("loss",)
+#: Metrics that are fractions: drawn on a 0..1 axis, so one sample is not a cliff.
+FRACTION_PREFIXES = ("accuracy", "auc", "precision", "recall", "f1", "fraction")
 SKIPPED_TAGS = frozenset({"global_step", "global_step/sec", "checkpoint_path"})
 
 
@@ -142,25 +144,23 @@ def read_series(model_dir: str) -> list[Series]:
     return series
 
 
-def write_report(model_dir: str, out: str | None = None) -> str:
-    """Plot training loss and each evaluation metric against global step into a PNG.
+def is_fraction(tag: str, values: tuple[float, ...]) -> bool:
+    """Whether ``tag`` is an accuracy-like metric (all its values in [0, 1])."""
+    name = tag.rsplit("/", 1)[-1].lower()
+    return name.startswith(FRACTION_PREFIXES) and all(0.0 <= v <= 1.0 for v in values)
 
-    Loss curves (training and evaluation) share the first panel; every other metric gets
-    its own panel.
 
-    Args:
-        model_dir: The model directory of a run.
-        out: The PNG path (default: ``<model_dir>/report.png``).
+def report_title(model_dir: str) -> str:
+    """The plot's title: the run directory's name (e.g. ``wine``), not its absolute path."""
+    return os.path.basename(os.path.normpath(os.path.abspath(model_dir))) or model_dir
 
-    Returns:
-        The path written.
 
-    Raises:
-        ConfigError: No event files, or no scalar curves in them.
+def report_figure(series: list[Series], title: str) -> Any:
+    """The report's matplotlib Figure: one panel per tag (loss curves share the first).
+
+    Each panel has its tag on the y axis; accuracy-like metrics (`is_fraction`) get a
+    0..1 axis, others a margin around their values.
     """
-    series = read_series(model_dir)
-    if not series:
-        raise ConfigError("DIR", model_dir, "has event files but no scalar summaries to plot")
     import matplotlib
 
     matplotlib.use("Agg")
@@ -173,7 +173,9 @@ def write_report(model_dir: str, out: str | None = None) -> str:
         del panels["loss"]
     cols = min(3, len(panels))
     rows = -(-len(panels) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.6 * rows), squeeze=False)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(5 * cols, 3.6 * rows), squeeze=False, layout="constrained"
+    )
     for ax, (tag, curves) in zip(axes.flat, panels.items()):
         for s in curves:
             label = "training" if s.source == "train" else s.source
@@ -181,15 +183,51 @@ def write_report(model_dir: str, out: str | None = None) -> str:
             ax.plot(s.steps, s.values, marker=marker, markersize=3, label=label)
         ax.set_title(tag)
         ax.set_xlabel("global step")
+        ax.set_ylabel(tag)
+        if all(is_fraction(tag, s.values) for s in curves):
+            ax.set_ylim(-0.02, 1.02)
+        else:
+            ax.margins(y=0.15)
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize="small")
     for ax in list(axes.flat)[len(panels) :]:
         ax.set_visible(False)
-    fig.suptitle(os.path.abspath(model_dir), fontsize="small")
-    fig.tight_layout()
+    fig.suptitle(title, fontsize="large")
+    return fig
+
+
+def _close(fig: Any) -> None:
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+
+def write_report(model_dir: str, out: str | None = None) -> str:
+    """Plot training loss and each evaluation metric against global step into a PNG.
+
+    Loss curves (training and evaluation) share the first panel; every other metric gets
+    its own panel, with its name on the y axis; accuracy-like metrics (`is_fraction`) on
+    a 0..1 axis, others with a margin. The title is the run directory's name.
+
+    Args:
+        model_dir: The model directory of a run.
+        out: The PNG path (default: ``<model_dir>/report.png``).
+
+    Returns:
+        The path written.
+
+    Raises:
+        ConfigError: ``out`` is not a ``.png``, no event files, or no scalar curves in them.
+    """
+    if out is not None and not str(out).lower().endswith(".png"):
+        raise ConfigError("out", out, "must name a .png file (the report is a PNG image)")
+    series = read_series(model_dir)
+    if not series:
+        raise ConfigError("DIR", model_dir, "has event files but no scalar summaries to plot")
+    fig = report_figure(series, report_title(model_dir))
     path = out or os.path.join(model_dir, "report.png")
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _close(fig)
     return path

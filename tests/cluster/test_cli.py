@@ -93,7 +93,7 @@ def _cluster_args(spec: str, output_dir: Path) -> list[str]:
     return ["cluster", spec, "--ps", "1", "--workers", "0", "--output-dir", str(output_dir)]
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(240)
 def test_launcher_ends_every_task_when_one_fails(tmp_path: Path) -> None:
     """`tfexperiment cluster` exits 1 naming the failed chief, and ends the ps it started."""
     proc = _launch(
@@ -104,7 +104,7 @@ def test_launcher_ends_every_task_when_one_fails(tmp_path: Path) -> None:
     )
     pids: list[int] = []
     try:
-        out, err = proc.communicate(timeout=100)
+        out, err = proc.communicate(timeout=200)  # the launcher imports the module first
         pids = [pid for found in started_pids(out.splitlines()).values() for pid in found]
         assert proc.returncode == 1, (out[-2000:], err[-2000:])
         assert "cluster failed: chief-0 exited with status 1" in err
@@ -115,7 +115,7 @@ def test_launcher_ends_every_task_when_one_fails(tmp_path: Path) -> None:
         kill_all([proc.pid, *pids])
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(240)
 def test_ctrl_c_on_the_launcher_ends_every_task(tmp_path: Path) -> None:
     """SIGINT to `tfexperiment cluster` ends every task it started and exits 130."""
     pause = tmp_path / "pause"
@@ -133,7 +133,8 @@ def test_ctrl_c_on_the_launcher_ends_every_task(tmp_path: Path) -> None:
             text = log.read_text()
             return "[ps-0]" in text and "listening at" in text.split("[chief-0]", 1)[-1]
 
-        wait_for(both_serving, 90, "the ps and the chief to serve")
+        # the launcher imports the module first (one TensorFlow import), then the tasks do
+        wait_for(both_serving, 180, "the ps and the chief to serve")
         pids = [
             pid for found in started_pids(log.read_text().splitlines()).values() for pid in found
         ]
@@ -145,5 +146,54 @@ def test_ctrl_c_on_the_launcher_ends_every_task(tmp_path: Path) -> None:
             time.sleep(0.1)
         assert not any(alive(pid) for pid in pids)
         assert "interrupted; ending every task" in log.read_text()
+    finally:
+        kill_all([proc.pid, *pids])
+
+
+@pytest.mark.timeout(300)
+def test_the_demo_config_runs_on_a_local_cluster(tmp_path: Path) -> None:
+    """`cluster --config` runs the wine demo on ps + chief + evaluator: exit 0, only the chief
+    prints a training summary and lists exports, the ps prints none, the evaluator its
+    evaluations and skips exports."""
+    out = tmp_path / "wine"
+    args = [
+        "cluster",
+        "--config",
+        os.path.join(ROOT, "examples", "wine", "experiment.yaml"),
+        "--set",
+        "train_steps=40",
+        "--set",
+        "eval_every_n_steps=20",
+        "--set",
+        "estimator.run_config.save_checkpoints_steps=20",
+        "--ps",
+        "1",
+        "--workers",
+        "0",
+        "--evaluator",
+        "--output-dir",
+        str(out),
+        "--timeout",
+        "240",
+    ]
+    proc = _launch(args, {}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    pids: list[int] = []
+    try:
+        stdout, stderr = proc.communicate(timeout=280)
+        pids = [pid for found in started_pids(stdout.splitlines()).values() for pid in found]
+        assert proc.returncode == 0, (stdout[-3000:], stderr[-3000:])
+        lines = stdout.splitlines()
+
+        def of(task: str) -> list[str]:
+            return [x for x in lines if x.startswith(f"[{task}] ")]
+
+        assert any("steps trained" in x for x in of("chief-0"))
+        assert any("export: " in x for x in of("chief-0"))
+        assert not any("done:" in x or "steps trained" in x for x in of("ps-0"))
+        evaluator = of("evaluator-0")
+        assert any("done: continuous_eval as evaluator-0" in x for x in evaluator), evaluator
+        assert not any("steps trained" in x or "export: " in x for x in evaluator)
+        assert any("does not export" in x for x in evaluator)
+        assert (out / "export" / "best").is_dir()
     finally:
         kill_all([proc.pid, *pids])

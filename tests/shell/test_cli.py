@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from core.schedule import Schedule
+from core.task_roles import SummaryKind
 from shell.cli import SCHEDULE_HELP, main
 from shell.progress import Progress, RunSummary
 
@@ -230,3 +231,46 @@ def test_summary_lines() -> None:
     text = "\n".join(summary.lines())
     assert "100 steps trained, 50 steps/s" in text
     assert "accuracy=0.97" in text and "export: m/export/best/1" in text
+
+
+def test_eval_every_n_steps_below_the_checkpoint_cadence_is_noted_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With eval_every_n_steps=3 and checkpoints every 5 steps one INFO line names both."""
+    config = tmp_path / "c.yaml"
+    csv = tmp_path / "d.csv"
+    csv.write_text("x,y\n" + "".join(f"{i / 10},{i % 2}\n" for i in range(16)))
+    config.write_text(
+        "estimator: {type: LinearRegressor, run_config: {save_checkpoints_steps: 5}}\n"
+        f"train_input: {{path: {csv}, label: y, batch_size: 4}}\n"
+        f"eval_input: {{path: {csv}}}\ntrain_steps: 10\neval_every_n_steps: 3\n"
+    )
+    assert main(["run", "--config", str(config), "-o", str(tmp_path / "m")]) == 0
+    _, err = _stderr_lines(capsys)
+    notes = [line for line in err if "note: eval_every_n_steps=3" in line]
+    assert len(notes) == 1 and "save_checkpoints_steps=5" in notes[0], err
+
+
+def test_summary_per_task_kind() -> None:
+    """A worker prints one line, an evaluator its evaluations, a ps nothing; none claims
+    the chief's steps as trained or lists exports."""
+    summary = RunSummary(
+        schedule="continuous_eval",
+        start_step=0,
+        end_step=2000,
+        wall_secs=2.0,
+        metrics={"accuracy": 0.86},
+        eval_step=2000,
+        exports=("m/export/best/1",),
+        model_dir="m",
+        evaluations=5,
+        task="evaluator-0",
+    )
+    assert summary.lines_for(SummaryKind.NONE) == []
+    [worker] = summary.lines_for(SummaryKind.WORKER)
+    evaluator = "\n".join(summary.lines_for(SummaryKind.EVALUATIONS))
+    for text in (worker, evaluator):
+        assert "steps trained" not in text and "export:" not in text
+    assert "as evaluator-0" in evaluator and "5 evaluations" in evaluator
+    assert "accuracy=0.86" in evaluator
+    assert summary.lines_for(SummaryKind.TRAINING) == summary.lines()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import glob
+import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,7 @@ import numpy as np
 import pytest
 
 from shell import Experiment, ExportStrategy
+from shell import exports as ex
 from shell._tf import tf
 from tests.shell import models
 
@@ -201,3 +204,75 @@ def test_exporter_saved_model_loads_and_predicts(exporters_run: dict[str, Any]) 
     model_dir = exporters_run["model_dir"]
     [path] = _timestamp_dirs(model_dir, "final")
     _assert_serves(path, os.path.join(model_dir, f"model.ckpt-{TRAINED_STEPS}"))
+
+
+# ---------------------------------------------------------------- reruns and ownership
+
+
+def _exporters_experiment(model_dir: str) -> Experiment:
+    return Experiment(
+        models.estimator(model_dir),
+        models.input_fn(repeat=True),
+        models.input_fn(repeat=False),
+        train_steps=TRAINED_STEPS,
+        eval_steps=None,
+        eval_every_n_steps=None,
+        export_strategies=[
+            tf.estimator.LatestExporter("latest", models.serving_input_fn),
+            tf.estimator.FinalExporter("final", models.serving_input_fn),
+        ],
+    )
+
+
+def test_a_rerun_into_a_finished_model_dir_exports_nothing_new(tmp_path: Path) -> None:
+    """Running train_and_evaluate again on a finished model_dir writes no second export of the
+    same checkpoint; the export directory records the checkpoint it exported."""
+    model_dir = str(tmp_path / "model")
+    _exporters_experiment(model_dir).train_and_evaluate()
+    first = {name: _timestamp_dirs(model_dir, name) for name in ("latest", "final")}
+    _, exported = _exporters_experiment(model_dir).train_and_evaluate()
+    assert exported == [None, None]
+    for name in ("latest", "final"):
+        assert len(first[name]) == 1
+        assert _timestamp_dirs(model_dir, name) == first[name]
+        recorded = ex.exported_checkpoints(os.path.join(model_dir, "export", name))
+        assert recorded == (f"model.ckpt-{TRAINED_STEPS}",)
+
+
+def test_only_the_chief_exports_in_a_cluster(
+    trained_dir: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With an evaluator's TF_CONFIG run_exports writes nothing; with the chief's it exports."""
+    estimator = models.estimator(trained_dir)
+    latest = tf.train.latest_checkpoint(trained_dir)
+    strategies = (tf.estimator.LatestExporter("latest", models.serving_input_fn),)
+    cluster = {"chief": ["127.0.0.1:1"], "ps": ["127.0.0.1:2"]}
+    evaluator = {"cluster": cluster, "task": {"type": "evaluator", "index": 0}}
+    monkeypatch.setenv("TF_CONFIG", json.dumps(evaluator))
+    kwargs: dict[str, Any] = {"checkpoint_path": latest, "eval_result": None, "is_final": True}
+    assert ex.run_exports(strategies, estimator, **kwargs) == []
+    assert not os.path.exists(os.path.join(trained_dir, "export", "latest"))
+    monkeypatch.setenv("TF_CONFIG", json.dumps({**evaluator, "task": {"type": "chief"}}))
+    [path] = ex.run_exports(strategies, estimator, **kwargs)
+    assert os.path.exists(os.path.join(path, "saved_model.pb"))
+    shutil.rmtree(os.path.join(trained_dir, "export"))
+
+
+def test_a_best_export_of_a_missing_metric_raises_before_any_export(model_dir: str) -> None:
+    """A BestExporter whose metric the result lacks raises ExportMetricError naming it, and
+    the exporters listed before it have not exported."""
+    estimator = models.estimator(model_dir)
+    strategies = (
+        tf.estimator.LatestExporter("latest", models.serving_input_fn),
+        tf.estimator.BestExporter("best", models.serving_input_fn),  # compares 'loss'
+    )
+    result = {"global_step": 40, "average_loss": 0.5}
+    with pytest.raises(ex.ExportMetricError, match=r"export_strategies\[1\].*'best'.*average_loss"):
+        ex.run_exports(
+            strategies,
+            estimator,
+            checkpoint_path=tf.train.latest_checkpoint(model_dir),
+            eval_result=result,
+            is_final=True,
+        )
+    assert not os.path.exists(os.path.join(model_dir, "export"))

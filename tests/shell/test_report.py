@@ -11,7 +11,7 @@ import pytest
 from core.errors import ConfigError
 from shell import create_experiment
 from shell.cli import main
-from shell.report import read_series, write_report
+from shell.report import Series, is_fraction, read_series, report_figure, report_title, write_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -83,3 +83,40 @@ def test_a_directory_without_events_is_a_config_error(tmp_path: Path) -> None:
     """A directory no run wrote to is one ConfigError naming it."""
     with pytest.raises(ConfigError, match="no event files"):
         read_series(str(tmp_path))
+
+
+def test_report_panels_have_y_labels_a_short_title_and_fraction_axes() -> None:
+    """Each panel names its metric on the y axis; the title is the run's directory name;
+    accuracy-like metrics span 0..1 so a 0.96 -> 0.97 step is no cliff; others get a margin."""
+    series = [
+        Series(source="train", tag="loss", steps=(1, 10), values=(0.9, 0.4)),
+        Series(source="eval", tag="accuracy", steps=(10, 20), values=(0.96, 0.97)),
+        Series(source="eval", tag="average_loss", steps=(10, 20), values=(0.5, 0.5)),
+    ]
+    fig = report_figure(series, report_title("/tmp/some/where/runs/wine/"))
+    try:
+        assert fig._suptitle.get_text() == "wine"
+        axes = {ax.get_title(): ax for ax in fig.axes if ax.get_visible()}
+        assert {t: ax.get_ylabel() for t, ax in axes.items()} == {
+            "loss": "loss",
+            "accuracy": "accuracy",
+            "average_loss": "average_loss",
+        }
+        low, high = axes["accuracy"].get_ylim()
+        assert low <= 0.0 and high >= 1.0
+        low, high = axes["average_loss"].get_ylim()
+        assert low < 0.5 < high
+    finally:
+        fig.clf()
+    assert is_fraction("auc", (0.2, 1.0)) and not is_fraction("accuracy", (1.5,))
+    assert not is_fraction("loss", (0.5,))
+
+
+def test_cli_report_out_not_a_png_exits_2(
+    model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`report --out x.txt` exits 2 naming --out; write_report refuses it naming out."""
+    assert main(["report", str(model_dir), "--out", "x.txt"]) == 2
+    assert "--out='x.txt'" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match=r"out='x\.txt'"):
+        write_report(str(model_dir), "x.txt")
