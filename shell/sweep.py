@@ -35,6 +35,7 @@ from core import search as cs
 from core._validate import check, non_empty_str, one_of, positive_int
 from core.errors import ConfigError, ConfigTypeError, FieldError
 from core.retry import RetryPolicy, wait_before_attempt
+from shell.exits import JobExit
 from shell.progress import export_paths
 from shell.tune_storage import (
     INSTALL_HINT,
@@ -179,6 +180,13 @@ class Objective:
             trial.set_user_attr("interrupted", True)
             log.info("trial #%d interrupted (checkpoints kept in %s)", trial.number, trial_dir)
             raise
+        except JobExit as err:
+            if err.signal_name is None:
+                raise
+            # Ctrl-C or SIGTERM while training: the trial saved its step (shell/job.py).
+            trial.set_user_attr("interrupted", True)
+            log.info("trial #%d interrupted (checkpoints kept in %s)", trial.number, trial_dir)
+            raise KeyboardInterrupt from err
         except Exception as err:
             reason = one_line(err)
             trial.set_user_attr("fail_reason", reason)
