@@ -157,7 +157,7 @@ def tests_gpu(session: nox.Session) -> None:
     """The whole suite against tensorflow[and-cuda]; gpu tests must find a GPU."""
     if not gpu_visible():
         session.skip("no GPU visible (nvidia-smi not found or failed); GPU session skipped")
-    install(session, "gpu,report", "test")
+    install(session, "gpu,report,tune", "test")
     run_pytest(session, "-m", "gpu or not gpu", env={"TFX_REQUIRE_GPU": "1"})
 
 

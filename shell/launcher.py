@@ -43,7 +43,9 @@ __all__ = [
     "tf_configs",
 ]
 
+INTERRUPT_GRACE_SECS = 20.0  # time for every task to save its step after a Ctrl-C
 GRACE_SECS = 5.0
+_SIGTERM = signal.SIGTERM  # (the class has a method named `signal`)
 POLL_SECS = 0.05
 
 
@@ -294,12 +296,13 @@ class LocalCluster:
         assert run.exit is not None
         return run.exit
 
-    def terminate(self, grace_secs: float = GRACE_SECS) -> None:
-        """End every running process: SIGTERM by PID, then SIGKILL after ``grace_secs``."""
+    def terminate(self, grace_secs: float = GRACE_SECS, signum: int = _SIGTERM) -> None:
+        """End every running process: ``signum`` (SIGTERM) by PID, then SIGKILL after
+        ``grace_secs``. A training task saves its step on SIGTERM or SIGINT and exits."""
         running = [run for run in self._runs.values() if run.poll() is None]
         for run in running:
             with contextlib.suppress(ProcessLookupError):
-                os.kill(run.process.pid, signal.SIGTERM)
+                os.kill(run.process.pid, signum)
         deadline = time.monotonic() + grace_secs
         for run in running:
             with contextlib.suppress(subprocess.TimeoutExpired):
@@ -471,9 +474,11 @@ def launch_local_cluster(
         with _sigterm_raises():
             cluster.start()
             return cluster.wait(timeout_secs)
-    except (KeyboardInterrupt, _Terminated):
-        cluster._say("interrupted; ending every task")
-        cluster.terminate()
+    except (KeyboardInterrupt, _Terminated) as err:
+        # Forwarded as received (Ctrl-C as SIGINT): each training task saves its step.
+        forwarded = signal.SIGINT if isinstance(err, KeyboardInterrupt) else signal.SIGTERM
+        cluster._say(f"interrupted; ending every task ({forwarded.name} forwarded)")
+        cluster.terminate(INTERRUPT_GRACE_SECS, forwarded)
         return cluster.result(reason="interrupted")
     finally:
         cluster.terminate()
