@@ -414,16 +414,16 @@ def _finish_trainer(proc: Any) -> None:
 
 def w3_ours(params: Params) -> Result:
     """`Experiment.continuous_eval` next to a trainer; evaluation starts timed by a wrapper
-    around the evaluator ``shell.experiment.make_evaluator`` returns."""
+    around the evaluator ``shell.run.make_evaluator`` returns."""
     from benchmarks import model
     from shell import Experiment
-    from shell import experiment as shell_experiment
+    from shell import run as shell_run
     from shell.evaluator import Evaluator
 
     proc, trainer = _start_trainer(params)
     starts: list[tuple[str, float]] = []
-    patched = "make_evaluator"  # the name shell.experiment calls: wrap what it returns
-    real_make_evaluator = getattr(shell_experiment, patched)
+    patched = "make_evaluator"  # the name shell.run calls: wrap what it returns
+    real_make_evaluator = getattr(shell_run, patched)
 
     class Timed(Evaluator):
         """Records when each evaluation starts, then delegates."""
@@ -442,7 +442,7 @@ def w3_ours(params: Params) -> Result:
         inner: Evaluator = real_make_evaluator(*args, **kwargs)
         return Timed(inner)
 
-    setattr(shell_experiment, patched, make_timed)
+    setattr(shell_run, patched, make_timed)
     try:
         estimator = model.estimator(params["model_dir"])
         experiment = Experiment(
@@ -456,7 +456,7 @@ def w3_ours(params: Params) -> Result:
         open(trainer["go"], "w").close()
         experiment.continuous_eval()
     finally:
-        setattr(shell_experiment, patched, real_make_evaluator)
+        setattr(shell_run, patched, real_make_evaluator)
         _finish_trainer(proc)
     latencies, raw = _latencies(
         starts, trainer["published"], loop_start=loop_start, throttle=params["throttle_secs"]
