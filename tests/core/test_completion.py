@@ -11,8 +11,6 @@ from hypothesis import strategies as st
 from core.completion import (
     DONE_DIR,
     EndReason,
-    ServeKind,
-    ServeReason,
     TaskDone,
     all_training_done,
     chief_final_step,
@@ -20,7 +18,6 @@ from core.completion import (
     end_reason,
     is_current,
     is_final_export,
-    serve_decision,
     training_tasks,
 )
 from core.errors import ConfigError, ConfigTypeError
@@ -268,39 +265,3 @@ def test_final_export_rule(reached: bool, step: int, finished: int | None, ran_o
     )
     assert final == (reached or ran_out or (finished is not None and step >= finished))
     assert not is_final_export(reached=False, step=step)
-
-
-@given(
-    counts=job_counts,
-    done=st.lists(task_names, max_size=8),
-    last=st.none() | st.sampled_from(ServeReason),
-)
-def test_ps_serves_until_every_training_task_is_done(
-    counts: dict[str, int], done: list[str], last: ServeReason | None
-) -> None:
-    """A ps exits exactly when all training is done; it asks to log only on a change of reason."""
-    expected = training_tasks(counts)
-    records = [TaskDone(task=t, final_step=1, reason=EndReason.INPUT_EXHAUSTED) for t in done]
-    decision = serve_decision(records, expected, last_logged=last, poll_secs=0.5)
-    if all_training_done(records, expected):
-        assert (decision.kind, decision.reason) == (ServeKind.EXIT, ServeReason.TRAINING_DONE)
-    else:
-        assert (decision.kind, decision.sleep_secs) == (ServeKind.SERVE, 0.5)
-    assert decision.log == (decision.reason is not last)
-
-
-def test_a_serving_loop_logs_once() -> None:
-    """Applying serve decisions with the logged reason fed back logs the wait once, then the exit."""
-    expected = training_tasks({"chief": 1})
-    logged: list[ServeReason] = []
-    last: ServeReason | None = None
-    for records in (
-        [],
-        [],
-        [TaskDone(task="chief-0", final_step=3, reason=EndReason.INPUT_EXHAUSTED)],
-    ):
-        decision = serve_decision(records, expected, last_logged=last)
-        if decision.log:
-            logged.append(decision.reason)
-            last = decision.reason
-    assert logged == [ServeReason.TRAINING_RUNS, ServeReason.TRAINING_DONE]
