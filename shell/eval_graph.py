@@ -10,6 +10,7 @@ fresh session restarts (queues, legacy stateful random kernels, reshuffling data
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +21,17 @@ from tensorflow.python.training import training as _tf_training
 from tensorflow_estimator.python.estimator import estimator as _estimator_lib
 from tensorflow_estimator.python.estimator import util as _estimator_util
 
-__all__ = ["EvalGraph", "UnsupportedEvaluationError", "build_eval_graph", "check_estimator"]
+from shell.fed_input import FedInput, build_fed_input, rewind
+
+__all__ = [
+    "EvalGraph",
+    "UnsupportedEvaluationError",
+    "build_eval_graph",
+    "check_estimator",
+    "check_ready",
+]
+
+log = logging.getLogger("tfexperiment")
 
 # Legacy stateful random kernels keep their RNG state in the session: a persistent session
 # would continue the sequence where a fresh `Estimator.evaluate` session restarts it.
@@ -95,6 +106,9 @@ class EvalGraph:
         strategy: The `eval_distribute` strategy, or None.
         queue_runners: Whether the graph has queue runners (the input_fn's queues).
         fresh_session_reasons: Why each evaluation needs a new session (empty: one session).
+        feed_fns: The queue runners' Python feed functions with their state after the build.
+        fed_input: Where the input is fed from (`shell.fed_input`), or None: the graph's own
+            input runs in the evaluation session.
     """
 
     graph: Any
@@ -108,6 +122,7 @@ class EvalGraph:
     queue_runners: bool
     fresh_session_reasons: list[str] = field(default_factory=list)
     feed_fns: list[tuple[Any, dict[str, Any]]] = field(default_factory=list)
+    fed_input: FedInput | None = None
 
     def rewind_feed_fns(self) -> None:
         """Puts the queue runners' Python feed functions back in their state after the build.
@@ -115,12 +130,7 @@ class EvalGraph:
         `numpy_input_fn` and `pandas_input_fn` feed their queues from Python objects that
         count epochs and positions; `Estimator.evaluate` builds new ones per evaluation.
         """
-        for feed_fn, state in self.feed_fns:
-            vars(feed_fn).clear()
-            vars(feed_fn).update(state)
-            generator = state.get("_generator_function")
-            if generator is not None:  # _GeneratorFeedFn: a fresh generator, as when built
-                feed_fn._iterator = generator()
+        rewind(self.feed_fns)
 
     @contextlib.contextmanager
     def scope(self) -> Iterator[None]:
@@ -212,9 +222,17 @@ def build_eval_graph(estimator: Any, input_fn: Any) -> EvalGraph:
             reasons.append("the input_fn returned tensors, not a tf.data.Dataset")
         starts = [*eval_ops, eval_step_value, *eval_dict.values(), *_initializers(graph)]
         starts.extend(getattr(h, "_initializer", None) for h in input_hooks)
-        found = _stateful_ops(graph, [s for s in starts if s is not None])
+        starts = [s for s in starts if s is not None]
+        found = _stateful_ops(graph, starts)
         if found:
             reasons.append(f"ops that keep state in the session {sorted(found)}")
+        fed_input = None
+        if reasons and strategy is None and not input_hooks:
+            fed_input = _feedable(estimator, input_fn, graph, starts)
+        if fed_input is not None:
+            # The graph's own input never runs: MonitoredSession must not start its runners.
+            graph.clear_collection(tf.compat.v1.GraphKeys.QUEUE_RUNNERS)
+            reasons, feed_fns = [], []
     return EvalGraph(
         graph=graph,
         scaffold=scaffold,
@@ -227,7 +245,32 @@ def build_eval_graph(estimator: Any, input_fn: Any) -> EvalGraph:
         queue_runners=queue_runners,
         fresh_session_reasons=reasons,
         feed_fns=[(f, dict(vars(f))) for f in feed_fns],
+        fed_input=fed_input,
     )
+
+
+def _feedable(estimator: Any, input_fn: Any, graph: Any, starts: list[Any]) -> FedInput | None:
+    """The input graph that can feed `graph`, if only its input keeps state in the session.
+
+    Args:
+        estimator: The Estimator (evaluating without a strategy).
+        input_fn: The evaluation input_fn (it returned tensors).
+        graph: The evaluation graph built from it.
+        starts: What each evaluation runs in `graph`.
+
+    Returns:
+        The input graph, or None (logged at INFO) when the input cannot be fed, or when the
+        model itself keeps state in the session.
+    """
+    fed = build_fed_input(estimator, input_fn, graph)
+    if isinstance(fed, str):
+        log.info("cannot feed the evaluation input from an input graph: %s", fed)
+        return None
+    found = _stateful_ops(graph, starts, fed=fed.targets)
+    if found:
+        log.info("the model keeps state in the session %s: no input graph", sorted(found))
+        return None
+    return fed
 
 
 def _split_hooks(all_hooks: Sequence[Any]) -> tuple[list[Any], list[Any]]:
@@ -259,7 +302,7 @@ def _initializers(graph: Any) -> list[Any]:
     return [v.initializer for v in local if hasattr(v, "initializer")] + list(tables)
 
 
-def _stateful_ops(graph: Any, fetches: Iterable[Any]) -> set[str]:
+def _stateful_ops(graph: Any, fetches: Iterable[Any], *, fed: Sequence[Any] = ()) -> set[str]:
     """Finds op types running `fetches` may execute whose state outlives a `session.run`.
 
     Conservative: when a reachable op calls a function (`If`, `While`, a dataset's `map`...),
@@ -268,10 +311,12 @@ def _stateful_ops(graph: Any, fetches: Iterable[Any]) -> set[str]:
     Args:
         graph: The graph the fetches live in.
         fetches: Tensors and operations that each evaluation runs.
+        fed: Tensors given in a `feed_dict`: what computes them does not run.
 
     Returns:
         The op types found (empty when there are none).
     """
+    fed_names = {t.name for t in fed}
     stack = [getattr(f, "op", f) for f in fetches]
     seen: set[str] = set()
     found: set[str] = set()
@@ -284,7 +329,7 @@ def _stateful_ops(graph: Any, fetches: Iterable[Any]) -> set[str]:
         found.update(_stateful_type(op.type, op.node_def.attr))
         if any(value.HasField("func") or value.list.func for value in op.node_def.attr.values()):
             calls_functions = True
-        stack.extend(t.op for t in op.inputs)
+        stack.extend(t.op for t in op.inputs if t.name not in fed_names)
         stack.extend(op.control_inputs)
     if calls_functions:
         for function in graph.as_graph_def().library.function:
@@ -309,3 +354,22 @@ def _stateful_type(op_type: str, attrs: Any) -> set[str]:
     if op_type in _RESHUFFLING_DATASETS and reshuffles:
         return {op_type}
     return set()
+
+
+def check_ready(session: Any, ready_op: Any, stage: str) -> None:
+    """Raises like `SessionManager` when `ready_op` reports uninitialized variables.
+
+    Args:
+        session: The evaluation session.
+        ready_op: A string tensor listing what is not initialized, or None.
+        stage: What the model should be ready for (for the message).
+
+    Raises:
+        RuntimeError: If `ready_op` reports anything.
+    """
+    if ready_op is None:
+        return
+    not_ready = session.run(ready_op)
+    if not_ready.size:
+        names = ", ".join(n.decode() if isinstance(n, bytes) else str(n) for n in not_ready)
+        raise RuntimeError(f"Model not ready for {stage} after restore; uninitialized: {names}")

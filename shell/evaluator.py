@@ -19,7 +19,9 @@ from shell.eval_graph import (
     UnsupportedEvaluationError,
     build_eval_graph,
     check_estimator,
+    check_ready,
 )
+from shell.fed_input import open_input
 
 __all__ = [
     "Evaluator",
@@ -179,9 +181,11 @@ class PersistentEvaluator(Evaluator):
     seed, loss metric, scaffold, strategy scope), then each evaluation restores the scaffold's
     saver, runs its `local_init_op` (fresh metric accumulators) and re-initialises the input.
     One session serves every evaluation unless something in the graph keeps state in the
-    session (queue runners, legacy stateful random ops, reshuffling datasets, an input_fn
-    returning tensors); then each evaluation gets a new session on the same graph, prepared as
-    TF's `ChiefSessionCreator` prepares Estimator's. With hooks (yours, or the EstimatorSpec's
+    session. An input_fn returning tensors (queue runners: `numpy_input_fn`...) is built again
+    in a small input graph whose fresh session per evaluation feeds the kept one
+    (`shell.fed_input`). Where the model itself keeps state in the session (legacy stateful
+    random ops), or a Dataset reshuffles, each evaluation gets a new session on the same graph,
+    prepared as TF's `ChiefSessionCreator` prepares Estimator's. With hooks (yours, or the EstimatorSpec's
     `evaluation_hooks`) each evaluation runs in a `MonitoredSession`, as `_evaluate_once`
     does: `begin`, `after_create_session`, `before_run`/`after_run` per step, `end`, then the
     final metric fetch. One difference is unavoidable: from the second evaluation on, `begin`
@@ -235,6 +239,12 @@ class PersistentEvaluator(Evaluator):
         """Whether one session serves every evaluation (else one per evaluation); builds."""
         with self._lock:
             return self._build().fresh_session_reasons == []
+
+    @property
+    def feeds_input(self) -> bool:
+        """Whether the input is fed from an input graph of its own (`shell.fed_input`)."""
+        with self._lock:
+            return self._build().fed_input is not None
 
     def build(self) -> None:
         """Builds the graph (and the session, where one serves all evaluations) now.
@@ -300,6 +310,8 @@ class PersistentEvaluator(Evaluator):
         """Closes the session; later `evaluate` calls raise RuntimeError."""
         with self._lock:
             self._closed = True
+            if self._graph is not None and self._graph.fed_input is not None:
+                self._graph.fed_input.close()
             if self._session is not None:
                 self._session.close_for_good()
                 self._session = None
@@ -370,10 +382,10 @@ class PersistentEvaluator(Evaluator):
             )
         scaffold.saver.restore(session, checkpoint_path)
         if not self._ready_checked:
-            _check_ready(session, scaffold.ready_for_local_init_op, "local_init")
+            check_ready(session, scaffold.ready_for_local_init_op, "local_init")
         session.run(scaffold.local_init_op, feed_dict=scaffold.local_init_feed_dict)
         if not self._ready_checked:
-            _check_ready(session, scaffold.ready_op, "evaluation")
+            check_ready(session, scaffold.ready_op, "evaluation")
             self._ready_checked = True
         return session
 
@@ -382,13 +394,17 @@ class PersistentEvaluator(Evaluator):
         session = self._restore(checkpoint_path)
         for hook in graph.input_hooks:
             hook.after_create_session(session, None)
-        done = 0
-        try:
-            while self._steps is None or done < self._steps:
-                session.run(graph.eval_ops)
-                done += 1
-        except tf.errors.OutOfRangeError:
-            pass
+        with open_input(graph.fed_input) as batches:
+            done = 0
+            try:
+                while self._steps is None or done < self._steps:
+                    feed = batches.next_feed()
+                    if feed is None:
+                        break
+                    session.run(graph.eval_ops, feed_dict=feed)
+                    done += 1
+            except tf.errors.OutOfRangeError:
+                pass
         results: dict[str, Any] = session.run(graph.eval_dict)
         return results
 
@@ -412,11 +428,15 @@ class PersistentEvaluator(Evaluator):
         graph.rewind_feed_fns()
         was_finalized = graph.graph.finalized
         try:
-            with tf.compat.v1.train.MonitoredSession(
-                session_creator=creator, hooks=hooks
-            ) as session:
-                while not session.should_stop():
-                    session.run(graph.eval_ops)
+            with open_input(graph.fed_input) as batches:
+                # Last, so every other hook's before_run came first, as when the graph's own
+                # input raises OutOfRangeError inside the run (which still counts the step).
+                hooks.extend(batches.hooks(on_end=graph.eval_ops[1:]))
+                with tf.compat.v1.train.MonitoredSession(
+                    session_creator=creator, hooks=hooks
+                ) as session:
+                    while not session.should_stop():
+                        session.run(graph.eval_ops)
         except RuntimeError as error:
             if was_finalized and "finalized" in str(error):
                 raise _HookNeedsNewGraph(f"a hook adds ops in each begin: {error}") from error
@@ -469,22 +489,3 @@ def make_evaluator(
         log.info("evaluating with estimator.evaluate (a new graph per evaluation): %s", error)
         return FallbackEvaluator(estimator, input_fn, steps=steps, hooks=hooks, name=name)
     return evaluator
-
-
-def _check_ready(session: Any, ready_op: Any, stage: str) -> None:
-    """Raises like `SessionManager` when `ready_op` reports uninitialized variables.
-
-    Args:
-        session: The evaluation session.
-        ready_op: A string tensor listing what is not initialized, or None.
-        stage: What the model should be ready for (for the message).
-
-    Raises:
-        RuntimeError: If `ready_op` reports anything.
-    """
-    if ready_op is None:
-        return
-    not_ready = session.run(ready_op)
-    if not_ready.size:
-        names = ", ".join(n.decode() if isinstance(n, bytes) else str(n) for n in not_ready)
-        raise RuntimeError(f"Model not ready for {stage} after restore; uninitialized: {names}")

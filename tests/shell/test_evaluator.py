@@ -134,11 +134,11 @@ def test_canned_linear_regressor_matches_estimator(linear: Any) -> None:
             _assert_same(evaluator.evaluate(path), expected)
 
 
-def test_tensor_input_fn_gets_a_session_per_evaluation_with_equal_results(custom: Any) -> None:
-    """Pins that an input_fn returning tensors (not a Dataset) stays persistent, same results."""
+def test_tensor_input_fn_is_fed_into_one_session_with_equal_results(custom: Any) -> None:
+    """Pins that an input_fn returning tensors (not a Dataset) is fed into one session, same results."""
     evaluator = make_evaluator(custom, _tensor_input_fn, steps=2, name="tensor")
     assert isinstance(evaluator, PersistentEvaluator)
-    assert not evaluator.reuses_session
+    assert evaluator.reuses_session and evaluator.feeds_input
     with evaluator:
         for path in _checkpoints(custom)[:2]:
             expected = custom.evaluate(
@@ -160,6 +160,7 @@ def test_hooks_and_random_ops_stay_persistent_fallback_for_non_estimators(custom
     with make_evaluator(noisy, _eval_input_fn, steps=2, name="noisy") as evaluator:
         assert isinstance(evaluator, PersistentEvaluator)
         assert not evaluator.reuses_session  # the RNG restarts with each session
+        assert not evaluator.feeds_input  # the model's own random ops keep session state
         for _ in range(2):
             expected = noisy.evaluate(_eval_input_fn, steps=2, checkpoint_path=path, name="noisy")
             _assert_same(evaluator.evaluate(path), expected)

@@ -148,13 +148,14 @@ def test_hook_growing_the_graph_hands_over_to_estimator_evaluate(custom: Any) ->
 
 @pytest.mark.parametrize("steps", [3, None])
 def test_numpy_input_fn_restarts_its_queues_each_evaluation(custom: Any, steps: int | None) -> None:
-    """Pins that numpy_input_fn (queue runners, one epoch) restarts and matches exactly."""
+    """Pins that numpy_input_fn (queue runners, one epoch) restarts, fed into one session, exactly."""
     input_fn = tf.compat.v1.estimator.inputs.numpy_input_fn(
         {"x": _X}, _Y, batch_size=8, num_epochs=1, shuffle=False
     )
     hooks = [RecordingHook("user")]
     evaluator = _compare(custom, input_fn, steps=steps, hooks=hooks)
-    assert isinstance(evaluator, PersistentEvaluator) and not evaluator.reuses_session
+    assert isinstance(evaluator, PersistentEvaluator) and evaluator.reuses_session
+    assert evaluator.feeds_input
 
 
 def test_pandas_input_fn_matches(custom: Any) -> None:
@@ -171,7 +172,8 @@ def test_pandas_input_fn_matches(custom: Any) -> None:
         return {"x": x}, tf.reshape(tf.cast(label, tf.float32), (-1, 1))
 
     evaluator = _compare(custom, input_fn, steps=None)
-    assert isinstance(evaluator, PersistentEvaluator) and not evaluator.reuses_session
+    assert isinstance(evaluator, PersistentEvaluator) and evaluator.reuses_session
+    assert evaluator.feeds_input
 
 
 def test_reshuffling_dataset_gets_a_fresh_session(custom: Any) -> None:
