@@ -220,7 +220,7 @@ def test_the_predicate_stops_background_training_early(tmp_path: Path) -> None:
     assert steps[:3] == [10, 20, 30]
     final = disk.latest_checkpoint(model_dir)
     assert final is not None and final.step < 200
-    assert int(result["global_step"]) == final.step == steps[-1]
+    assert result is not None and int(result["global_step"]) == final.step == steps[-1]
     record = disk.read_done(model_dir)[0]
     assert record.reason.value == "stopped by the evaluator"
 
