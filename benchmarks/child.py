@@ -148,53 +148,47 @@ def w1_ours(params: Params) -> Result:
 
 
 def w1_background(params: Params) -> Result:
-    """The prototype: train_and_evaluate with each checkpoint evaluated in a worker thread.
+    """`Experiment.train_and_evaluate` with ``eval_in_background=True``: the wired path.
 
-    What ``Experiment.train_and_evaluate`` would do with a ``BackgroundEvaluator``: the
-    saver listener submits each checkpoint and collects the finished results (in order);
-    after training, the final checkpoint is submitted unless it was, then all are drained.
-    ``params["inline"]`` evaluates in the listener instead (the same loop, for comparison).
+    Each due checkpoint is evaluated in the worker thread of a ``BackgroundEvaluator``
+    while training goes on (``shell.train_eval_bg``); ``params["inline"]`` runs the same
+    Experiment with ``eval_in_background=False`` (for comparison). Evaluations are
+    collected with ``on_evaluation``, as in ``w1_ours``.
+
+    Raises:
+        RuntimeError: The background side would fall back to inline evaluation
+            (``core.train_eval.evaluation_mode``), so it would not measure the thread.
     """
-    from benchmarks import model
-    from shell.background import BackgroundEvaluator
-    from shell.evaluator import make_evaluator
+    from core.settings import ExperimentSettings
+    from core.train_eval import EvalMode, evaluation_mode
+    from shell import Experiment
 
-    tf: Any = model.tf
     estimator, train_input_fn, eval_input_fn, hooks = _setup(params)
+    background = not params.get("inline")
+    settings = ExperimentSettings(
+        train_steps=params["train_steps"], eval_steps=params["eval_steps"]
+    )
+    mode = evaluation_mode(
+        requested=background,
+        eval_every_n_steps=settings.eval_every_n_steps,
+        keep_checkpoint_max=estimator.config.keep_checkpoint_max,
+        save_checkpoints_steps=estimator.config.save_checkpoints_steps,
+    )
+    if background and mode.mode is not EvalMode.BACKGROUND:
+        raise RuntimeError(f"W1-bg would not evaluate in the background: {mode.line()}")
+    experiment = Experiment.from_settings(
+        estimator,
+        train_input_fn,
+        eval_input_fn,
+        settings=settings,
+        eval_hooks=hooks,
+        eval_in_background=background,
+    )
     seen: list[dict[str, float]] = []
-    submitted: list[int] = []
-    inline = bool(params.get("inline"))
-    args = (estimator, eval_input_fn)
-    kwargs = {"steps": params["eval_steps"], "hooks": hooks, "name": None}
-    background = BackgroundEvaluator(*args, **kwargs)
-    evaluator = make_evaluator(*args, **kwargs) if inline else None
-
-    def evaluate(path: str, step: int) -> None:
-        submitted.append(step)
-        if evaluator is not None:
-            seen.append(_scalars(evaluator.evaluate(path)))
-        else:
-            background.submit(path, step)
-            seen.extend(_scalars(e.result) for e in background.results())
-
-    class Listener(tf.estimator.CheckpointSaverListener):  # type: ignore[misc]
-        def after_save(self, session: Any, global_step_value: int) -> None:
-            step = int(global_step_value)
-            if step > (submitted[-1] if submitted else 0):
-                evaluate(f"{estimator.model_dir}/model.ckpt-{step}", step)
-
+    experiment.on_evaluation(lambda result: seen.append(_scalars(result)))
     with _Timer() as timer:
-        estimator.train(
-            train_input_fn, max_steps=params["train_steps"], saving_listeners=[Listener()]
-        )
-        final_step = params["train_steps"]
-        if not submitted or submitted[-1] != final_step:
-            evaluate(f"{estimator.model_dir}/model.ckpt-{final_step}", final_step)
-        seen.extend(_scalars(e.result) for e in background.drain())
-        background.close()
-        if evaluator is not None:
-            evaluator.close()
-    return _w1_result(timer, params["model_dir"], seen, seen[-1])
+        final, _ = experiment.train_and_evaluate()
+    return {**_w1_result(timer, params["model_dir"], seen, final), "eval_mode": mode.mode.value}
 
 
 def w1_reference(params: Params) -> Result:

@@ -425,7 +425,7 @@ W1_SETUPS = (
 
 
 def w1_workloads(*, quick: bool, steps: int, params: Params) -> list[Workload]:
-    """W1 for each set-up against tf.estimator, and W1-bg: evaluation in a worker thread.
+    """W1 for each set-up against tf.estimator, and W1-bg: ``eval_in_background=True``.
 
     Args:
         quick: The smoke run (no baseline sides).
@@ -459,7 +459,7 @@ def w1_workloads(*, quick: bool, steps: int, params: Params) -> list[Workload]:
     found.append(
         Workload(
             "W1-bg",
-            f"{title}, plain, evaluation in a worker thread (baseline: the same loop inline)",
+            f"{title}, plain, eval_in_background (baseline: the same Experiment inline)",
             "w1-background",
             "w1-reference",
             {**params, "setup": "plain"},

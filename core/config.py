@@ -306,6 +306,8 @@ class ExperimentConfig:
         train_steps_per_iteration: continuous_train_and_evaluate's steps per iteration.
         chief_lost_after_secs: In a cluster, a chief silent this long is lost (the job
             fails).
+        eval_in_background: train_and_evaluate evaluates checkpoints in a background
+            thread while training goes on (default false: inline).
         early_stopping: Stop the whole job when a metric stops improving (None: never).
         train_hooks: Training hooks.
         eval_hooks: Evaluation hooks.
@@ -335,6 +337,7 @@ class ExperimentConfig:
     delay_workers_by_global_step: bool = False
     train_steps_per_iteration: int | None = 100
     chief_lost_after_secs: float = 600.0
+    eval_in_background: bool = False
     early_stopping: EarlyStopping | None = attrs.field(
         default=None,
         validator=optional(instance(EarlyStopping, "a mapping (EarlyStopping)")),

@@ -35,6 +35,10 @@ class ExperimentSettings:
             (None: ``train_steps // 10``, else 1000).
         chief_lost_after_secs: In a cluster, a chief silent this long (no heartbeat) is
             lost and every other task exits 1 (see `core.faults.lifecycle_policy`).
+        eval_in_background: train_and_evaluate evaluates each due checkpoint in a
+            background thread while training goes on, instead of inline (same evaluated
+            steps, metrics and exports; inline where `core.train_eval.evaluation_mode`
+            refuses it, e.g. a small ``keep_checkpoint_max``).
     """
 
     train_steps: int | None = attrs.field(default=None, validator=_optional_non_negative)
@@ -45,6 +49,7 @@ class ExperimentSettings:
     delay_workers_by_global_step: bool = attrs.field(default=False, validator=boolean)
     train_steps_per_iteration: int | None = attrs.field(default=100, validator=_optional_positive)
     chief_lost_after_secs: float = attrs.field(default=600.0, validator=positive_secs)
+    eval_in_background: bool = attrs.field(default=False, validator=boolean)
 
     def reached(self, step: int | None) -> bool:
         """Whether global step ``step`` has reached ``train_steps`` (never when it is None)."""

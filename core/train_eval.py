@@ -1,12 +1,17 @@
-"""Inside train_and_evaluate: whether a newly saved checkpoint is evaluated."""
+"""Inside train_and_evaluate: whether a newly saved checkpoint is evaluated, and where.
+
+`after_save` decides whether a checkpoint is evaluated; `evaluation_mode` decides whether
+the evaluations may run in a background thread (``eval_in_background``) or inline.
+"""
 
 from __future__ import annotations
 
 import enum
+import math
 
 import attrs
 
-from core._validate import non_negative_int, optional
+from core._validate import check, non_negative_int, optional, positive_int
 
 
 class TrainEvalKind(enum.Enum):
@@ -108,3 +113,131 @@ def final_evaluation_owed(state: TrainEvalState, *, final_step: int) -> bool:
 def record_final(state: TrainEvalState, *, final_step: int) -> TrainEvalState:
     """Record that the final checkpoint at ``final_step`` was evaluated."""
     return attrs.evolve(state, last_evaluated_step=final_step)
+
+
+#: Most checkpoints submitted to the background evaluator and not yet evaluated.
+BACKGROUND_MAX_PENDING = 1
+
+
+class EvalMode(enum.Enum):
+    """Where train_and_evaluate evaluates its checkpoints."""
+
+    INLINE = "inline"
+    BACKGROUND = "background"
+
+
+class EvalModeReason(enum.Enum):
+    """Why train_and_evaluate evaluates inline or in the background."""
+
+    OFF = "eval_in_background is off"
+    ONLY_AT_END = "eval_every_n_steps is None or 0: nothing is evaluated during training"
+    KEEPS_ALL = "keep_checkpoint_max keeps every checkpoint"
+    KEEPS_ENOUGH = "keep_checkpoint_max keeps every checkpoint until it is evaluated"
+    KEEPS_TOO_FEW = "keep_checkpoint_max could delete a checkpoint before it is evaluated"
+    UNKNOWN_CADENCE = (
+        "checkpoints are saved by time (no save_checkpoints_steps) and eval_every_n_steps > 1, "
+        "so the checkpoints saved between two evaluations are not bounded"
+    )
+    UNKNOWN_RETENTION = "the estimator's config has no keep_checkpoint_max"
+
+
+@attrs.frozen(kw_only=True)
+class EvalModeDecision:
+    """Inline or background evaluation in train_and_evaluate, and why.
+
+    Attributes:
+        mode: INLINE or BACKGROUND.
+        reason: Why.
+        needed_keep: With KEEPS_TOO_FEW or KEEPS_ENOUGH, the smallest
+            ``keep_checkpoint_max`` that allows background evaluation.
+    """
+
+    mode: EvalMode
+    reason: EvalModeReason
+    needed_keep: int | None = None
+
+    def line(self) -> str:
+        """One log line: where evaluation runs and why."""
+        where = "in a background thread" if self.mode is EvalMode.BACKGROUND else "inline"
+        text = f"train_and_evaluate evaluates {where}: {self.reason.value}"
+        if self.reason is EvalModeReason.KEEPS_TOO_FEW:
+            text += f" (set keep_checkpoint_max >= {self.needed_keep}, or 0 to keep all)"
+        return text
+
+
+def saves_per_evaluation(
+    *, eval_every_n_steps: int, save_checkpoints_steps: int | None
+) -> int | None:
+    """At most how many checkpoints training saves from one evaluated checkpoint to the next.
+
+    Args:
+        eval_every_n_steps: The evaluation cadence (> 0).
+        save_checkpoints_steps: The checkpoint cadence in steps; None when saving by time.
+
+    Returns:
+        ``ceil(eval_every_n_steps / save_checkpoints_steps)`` (1 when every save is due,
+        with ``eval_every_n_steps=1``); None when it is not bounded (saving by time).
+    """
+    if eval_every_n_steps == 1:
+        return 1
+    if not save_checkpoints_steps:
+        return None
+    return max(1, math.ceil(eval_every_n_steps / save_checkpoints_steps))
+
+
+def evaluation_mode(
+    *,
+    requested: bool,
+    eval_every_n_steps: int | None,
+    keep_checkpoint_max: int | None,
+    save_checkpoints_steps: int | None,
+    max_pending: int = BACKGROUND_MAX_PENDING,
+    retention_known: bool = True,
+) -> EvalModeDecision:
+    """Whether train_and_evaluate may evaluate its checkpoints in a background thread.
+
+    A checkpoint evaluated in the background is restored, and exported, later than it
+    would be inline: up to ``max_pending`` evaluation intervals later, i.e. after up to
+    ``max_pending * saves_per_evaluation`` more saves, each of which may delete the oldest
+    checkpoint beyond ``keep_checkpoint_max``. Background evaluation is used only when
+    every checkpoint is certain to outlive that (with one checkpoint to spare):
+    ``keep_checkpoint_max`` None or 0 (TF keeps all), or greater than
+    ``max_pending * saves_per_evaluation + 1``. Otherwise evaluation stays inline.
+
+    Args:
+        requested: The ``eval_in_background`` setting.
+        eval_every_n_steps: The evaluation cadence (None or 0: only after training).
+        keep_checkpoint_max: The RunConfig's; None or 0 keeps every checkpoint.
+        save_checkpoints_steps: The RunConfig's; None when saving by time.
+        max_pending: Most submitted checkpoints not yet evaluated (>= 1).
+        retention_known: Whether the estimator's config has a ``keep_checkpoint_max``.
+
+    Returns:
+        The decision (BACKGROUND only when ``requested``).
+
+    Raises:
+        ConfigError: ``max_pending`` is not a positive int.
+    """
+    check(positive_int, "max_pending", max_pending)
+    inline = EvalMode.INLINE
+    if not requested:
+        return EvalModeDecision(mode=inline, reason=EvalModeReason.OFF)
+    if not eval_every_n_steps:
+        return EvalModeDecision(mode=inline, reason=EvalModeReason.ONLY_AT_END)
+    if not retention_known:
+        return EvalModeDecision(mode=inline, reason=EvalModeReason.UNKNOWN_RETENTION)
+    if not keep_checkpoint_max:
+        return EvalModeDecision(mode=EvalMode.BACKGROUND, reason=EvalModeReason.KEEPS_ALL)
+    saves = saves_per_evaluation(
+        eval_every_n_steps=eval_every_n_steps, save_checkpoints_steps=save_checkpoints_steps
+    )
+    if saves is None:
+        return EvalModeDecision(mode=inline, reason=EvalModeReason.UNKNOWN_CADENCE)
+    needed = max_pending * saves + 2
+    if keep_checkpoint_max < needed:
+        return EvalModeDecision(
+            mode=inline, reason=EvalModeReason.KEEPS_TOO_FEW, needed_keep=needed
+        )
+    return EvalModeDecision(
+        mode=EvalMode.BACKGROUND, reason=EvalModeReason.KEEPS_ENOUGH, needed_keep=needed
+    )

@@ -6,6 +6,8 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+import attrs
+
 from core._validate import check, instance, non_negative_secs
 from core.errors import ConfigError, ConfigTypeError
 from core.settings import ExperimentSettings
@@ -115,6 +117,7 @@ class Experiment:
         sleep: Callable[[float], None] = time.sleep,
         poll_secs: float = 0.05,
         continuous_eval_predicate_fn: Callable[..., bool] | None = None,
+        eval_in_background: bool | None = None,
     ) -> Experiment:
         """An Experiment whose schedule settings are ``settings``.
 
@@ -134,11 +137,17 @@ class Experiment:
                 their own is None), also asked by train_and_evaluate after each
                 evaluation (False stops training early; see
                 `set_continuous_eval_predicate_fn`).
+            eval_in_background: Overrides ``settings.eval_in_background`` (None keeps
+                it): train_and_evaluate evaluates each due checkpoint in a background
+                thread while training goes on (see `shell.train_eval_bg`).
 
         Raises:
-            ValueError: As the constructor; TypeError: ``settings`` is no ExperimentSettings.
+            ValueError: As the constructor; TypeError: ``settings`` is no
+                ExperimentSettings, or ``eval_in_background`` is no bool.
         """
         check(instance(ExperimentSettings, "an ExperimentSettings"), "settings", settings)
+        if eval_in_background is not None:
+            settings = attrs.evolve(settings, eval_in_background=eval_in_background)
         check(non_negative_secs, "poll_secs", poll_secs)
         _check_parts(estimator, train_input_fn, eval_input_fn)
         experiment = cls.__new__(cls)
@@ -380,7 +389,10 @@ class Experiment:
         A checkpoint saved at least ``eval_every_n_steps`` steps after the last
         evaluated one (or after the step training started at) is evaluated in this
         process as soon as it is saved; then the final checkpoint is evaluated unless it
-        already was, and every export strategy runs.
+        already was, and every export strategy runs. With ``eval_in_background`` the
+        evaluations run in a worker thread while training goes on, and their results
+        (listeners, predicate, exports) are handled in checkpoint order at the next saves
+        and after training (`shell.train_eval_bg`).
 
         Returns:
             ``(eval_result, export_results)``.

@@ -7,6 +7,7 @@ the call.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -36,6 +37,7 @@ from shell._tf import tf
 from shell.evaluating import LazyEvaluator
 from shell.run import EvalListener, Result, Run, ask, predicate_arity, task_name, tf_config
 from shell.servers import start_server
+from shell.train_eval_bg import BackgroundCheckpoints, evaluation_mode, open_background
 from shell.worker import join_training
 
 log = logging.getLogger("tfexperiment")
@@ -262,12 +264,14 @@ class _TrainEvalProgress:
         evaluator: LazyEvaluator,
         guard: job.TrainingGuard,
         predicate: Callable[..., bool] | None,
+        background: BackgroundCheckpoints | None,
     ) -> None:
         self.state = state
         self.evaluator = evaluator
         self.guard = guard
         self.predicate = predicate
         self.arity = predicate_arity(predicate)
+        self.background = background
         self.result: Result | None = None
 
 
@@ -282,46 +286,78 @@ class _SaveListener(tf.estimator.CheckpointSaverListener):  # type: ignore[misc]
         self._on_save(int(global_step_value))
 
 
+def _evaluated(
+    run: Run, progress: _TrainEvalProgress, checkpoint: Checkpoint, outcome: Result
+) -> None:
+    """train_and_evaluate, one in-training evaluation done: listeners, predicate, export."""
+    progress.result = run.evaluated(outcome)
+    if not ask(progress.predicate, progress.arity, progress.result, checkpoint.path):
+        log.info("continuous_eval_predicate_fn said stop: training stops at the next step")
+        progress.guard.stop_now = True
+        progress.guard.told = EndReason.STOPPED_BY_EVALUATOR.value
+    if is_final_export(reached=run.settings.reached(checkpoint.step), step=checkpoint.step):
+        return  # the last save: the final export (is_final=True) follows training
+    run.export(checkpoint, progress.result, is_final=False, only_exporters=True)
+
+
 def _after_save(
     run: Run,
     progress: _TrainEvalProgress,
     policy: train_eval.TrainEvalPolicy,
     saved_step: int,
 ) -> None:
-    """train_and_evaluate, after training saved a checkpoint: evaluate (and export) it if due."""
+    """train_and_evaluate, after training saved a checkpoint: evaluate (and export) it if due.
+
+    In the background it is queued instead, and the evaluations finished since the last
+    save are acted on, in checkpoint order.
+    """
     decision, progress.state = train_eval.after_save(progress.state, policy, saved_step=saved_step)
-    if decision.kind is not train_eval.TrainEvalKind.EVALUATE:
-        return
-    latest = run.latest()
-    if latest is None or latest.step != saved_step:  # not readable on disk: nothing to evaluate
-        return
-    progress.result = run.evaluated(progress.evaluator.evaluate(latest.path))
-    if not ask(progress.predicate, progress.arity, progress.result, latest.path):
-        log.info("continuous_eval_predicate_fn said stop: training stops at the next step")
-        progress.guard.stop_now = True
-        progress.guard.told = EndReason.STOPPED_BY_EVALUATOR.value
-    if is_final_export(reached=run.settings.reached(latest.step), step=latest.step):
-        return  # the last save: the final export (is_final=True) follows training
-    run.export(latest, progress.result, is_final=False, only_exporters=True)
+    latest = run.latest() if decision.kind is train_eval.TrainEvalKind.EVALUATE else None
+    if latest is not None and latest.step != saved_step:
+        latest = None  # not readable on disk: nothing to evaluate
+    background = progress.background
+    if background is not None:
+        if latest is not None:
+            background.submit(latest)
+        for checkpoint, outcome in background.collect():
+            _evaluated(run, progress, checkpoint, outcome)
+    elif latest is not None:
+        _evaluated(run, progress, latest, progress.evaluator.evaluate(latest.path))
 
 
 def train_and_evaluate(run: Run) -> tuple[Result | None, list[Any]]:
-    """`Experiment.train_and_evaluate`: train, evaluating saved checkpoints per `core.train_eval`."""
+    """`Experiment.train_and_evaluate`: train, evaluating saved checkpoints per `core.train_eval`.
+
+    With ``eval_in_background`` (where `core.train_eval.evaluation_mode` allows it) the
+    evaluations run in a worker thread (`shell.train_eval_bg`); their results are acted on
+    here, in checkpoint order, as the inline ones are.
+    """
     config = tf_config()
     run.start_server(config)
     disk.clear_done(run.model_dir, task_name(config))
     policy = train_eval.TrainEvalPolicy(eval_every_n_steps=run.settings.eval_every_n_steps)
-    with run.lazy_evaluator(run.eval_input_fn, None) as evaluator, run.guard(config) as guard:
+    with contextlib.ExitStack() as stack:
+        evaluator = stack.enter_context(run.lazy_evaluator(run.eval_input_fn, None))
+        background = open_background(run, evaluation_mode(run))
+        if background is not None:
+            stack.enter_context(background)
+        guard = stack.enter_context(run.guard(config))
         state = train_eval.TrainEvalState(baseline_step=run.global_step())
-        progress = _TrainEvalProgress(state, evaluator, guard, run.predicate)
+        progress = _TrainEvalProgress(state, evaluator, guard, run.predicate, background)
         listener = _SaveListener(lambda step: _after_save(run, progress, policy, step))
         run.train(max_steps=run.settings.train_steps, listeners=[listener], guard=guard)
         guard.after_training()
+        for checkpoint, outcome in background.drain() if background is not None else ():
+            _evaluated(run, progress, checkpoint, outcome)
         final = run.latest()
         if final is not None and train_eval.final_evaluation_owed(
             progress.state, final_step=final.step
         ):
-            progress.result = run.evaluated(evaluator.evaluate(final.path))
+            if background is not None:
+                outcome = background.evaluate_now(final)
+            else:
+                outcome = evaluator.evaluate(final.path)
+            progress.result = run.evaluated(outcome)
             progress.state = train_eval.record_final(progress.state, final_step=final.step)
     if records_own_completion(config):
         run.write_done(config, told=guard.told)

@@ -364,3 +364,20 @@ def test_an_override_through_a_scalar_names_the_scalar_and_its_value() -> None:
     assert info.value.field == "train_steps"
     assert info.value.value == 20
     assert "train_steps.b.c" in str(info.value)
+
+
+@pytest.mark.parametrize(("value", "expected"), [(True, True), (False, False)])
+def test_eval_in_background_is_a_schedule_key(value: bool, expected: bool) -> None:
+    """The top-level key eval_in_background becomes the settings' field (default false)."""
+    assert parse_config(base_config()).settings.eval_in_background is False
+    config = parse_config({**base_config(), "eval_in_background": value})
+    assert config.settings.eval_in_background is expected
+    assert to_mapping(config)["eval_in_background"] is expected
+
+
+@pytest.mark.parametrize("value", ["maybe", 1, None])
+def test_a_bad_eval_in_background_names_the_key(value: object) -> None:
+    """A non-bool eval_in_background is a ConfigTypeError naming the key."""
+    with pytest.raises(ConfigTypeError) as info:
+        parse_config({**base_config(), "eval_in_background": value})
+    assert info.value.field == "eval_in_background"

@@ -9,14 +9,19 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from core.errors import ConfigError, ConfigTypeError
+from core.settings import ExperimentSettings
 from core.train_eval import (
+    EvalMode,
+    EvalModeReason,
     TrainEvalKind,
     TrainEvalPolicy,
     TrainEvalReason,
     TrainEvalState,
     after_save,
+    evaluation_mode,
     final_evaluation_owed,
     record_final,
+    saves_per_evaluation,
 )
 
 baselines = st.integers(min_value=0, max_value=10**6)
@@ -178,3 +183,204 @@ def test_record_final_settles_the_debt(last: int | None, final: int) -> None:
     assert state.last_evaluated_step == final
     assert not final_evaluation_owed(state, final_step=final)
     assert record_final(state, final_step=final) == state
+
+
+# ---------------------------------------------------------------- eval_in_background
+keeps = st.none() | st.integers(min_value=0, max_value=40)
+save_cadences = st.none() | st.integers(min_value=1, max_value=30)
+eval_cadences = st.none() | st.integers(min_value=0, max_value=100)
+pendings = st.integers(min_value=1, max_value=4)
+
+
+def _saves(baseline: int, save_steps: int | None, gaps: list[int], train_steps: int) -> list[int]:
+    """The steps training saves at: the start, every ``save_steps`` (or the ``gaps`` when
+    saving by time), and the final step."""
+    steps = [baseline]
+    if save_steps is not None:
+        steps += list(range(baseline + save_steps, train_steps, save_steps))
+    else:
+        steps += [s for s in (baseline + t for t in accumulate(gaps)) if s < train_steps]
+    if steps[-1] != train_steps:
+        steps.append(train_steps)
+    return steps
+
+
+def _lost_checkpoints(
+    saves: list[int], every: int, keep: int | None, max_pending: int
+) -> list[int]:
+    """Simulate background evaluation at its slowest: each evaluation ends only when the
+    trainer must wait for it (a full queue at a due save) or at the drain after training,
+    and is acted on (exported) right then. Returns the evaluated checkpoints that the
+    saver's retention (the newest ``keep``; None or 0 keeps all) had deleted by then."""
+    policy = TrainEvalPolicy(eval_every_n_steps=every)
+    state = TrainEvalState(baseline_step=saves[0])
+    on_disk: list[int] = []
+    pending: list[int] = []
+    lost: list[int] = []
+
+    def act_on(step: int) -> None:
+        if step not in on_disk:
+            lost.append(step)
+
+    for step in saves:
+        on_disk.append(step)
+        if keep:
+            on_disk = on_disk[-keep:]
+        decision, state = after_save(state, policy, saved_step=step)
+        if decision.kind is TrainEvalKind.EVALUATE:
+            if len(pending) == max_pending:
+                act_on(pending.pop(0))
+            pending.append(step)
+    for step in pending:
+        act_on(step)
+    return lost
+
+
+def test_background_is_opt_in() -> None:
+    """The setting defaults to off, and off is always inline (reason OFF)."""
+    assert ExperimentSettings().eval_in_background is False
+    decision = evaluation_mode(
+        requested=False, eval_every_n_steps=1, keep_checkpoint_max=None, save_checkpoints_steps=1
+    )
+    assert (decision.mode, decision.reason) == (EvalMode.INLINE, EvalModeReason.OFF)
+
+
+@pytest.mark.parametrize("value", [1, "yes", None])
+def test_a_non_bool_eval_in_background_names_the_field(value: object) -> None:
+    """eval_in_background is true or false only: a ConfigTypeError naming the field."""
+    with pytest.raises(ConfigTypeError) as info:
+        ExperimentSettings(eval_in_background=value)  # type: ignore[arg-type]
+    assert info.value.field == "eval_in_background"
+
+
+@given(
+    requested=st.booleans(),
+    every=eval_cadences,
+    keep=keeps,
+    save_steps=save_cadences,
+    max_pending=pendings,
+    known=st.booleans(),
+)
+def test_background_only_when_requested_and_evaluating_during_training(
+    requested: bool,
+    every: int | None,
+    keep: int | None,
+    save_steps: int | None,
+    max_pending: int,
+    known: bool,
+) -> None:
+    """BACKGROUND needs the setting on, a cadence, and a known retention; else INLINE."""
+    decision = evaluation_mode(
+        requested=requested,
+        eval_every_n_steps=every,
+        keep_checkpoint_max=keep,
+        save_checkpoints_steps=save_steps,
+        max_pending=max_pending,
+        retention_known=known,
+    )
+    if decision.mode is EvalMode.BACKGROUND:
+        assert requested and every and known
+        assert decision.reason in (EvalModeReason.KEEPS_ALL, EvalModeReason.KEEPS_ENOUGH)
+    elif not requested:
+        assert decision.reason is EvalModeReason.OFF
+    elif not every:
+        assert decision.reason is EvalModeReason.ONLY_AT_END
+
+
+@settings(max_examples=300)
+@given(
+    every=st.integers(min_value=1, max_value=60),
+    keep=keeps,
+    save_steps=save_cadences,
+    max_pending=pendings,
+    baseline=st.integers(min_value=0, max_value=1000),
+    length=st.integers(min_value=1, max_value=400),
+    gaps=st.lists(st.integers(min_value=1, max_value=40), min_size=1, max_size=30),
+)
+@example(every=1, keep=3, save_steps=10, max_pending=1, baseline=0, length=100, gaps=[1])
+@example(every=300, keep=5, save_steps=100, max_pending=1, baseline=0, length=2000, gaps=[1])
+@example(every=2, keep=5, save_steps=None, max_pending=1, baseline=0, length=50, gaps=[1])
+def test_background_never_evaluates_a_deleted_checkpoint(
+    every: int,
+    keep: int | None,
+    save_steps: int | None,
+    max_pending: int,
+    baseline: int,
+    length: int,
+    gaps: list[int],
+) -> None:
+    """Whenever BACKGROUND is chosen, even the slowest evaluations act on checkpoints the
+    saver still keeps; and a keep_checkpoint_max <= max_pending + 1 is always refused."""
+    decision = evaluation_mode(
+        requested=True,
+        eval_every_n_steps=every,
+        keep_checkpoint_max=keep,
+        save_checkpoints_steps=save_steps,
+        max_pending=max_pending,
+    )
+    saves = _saves(baseline, save_steps, gaps, baseline + length)
+    if decision.mode is EvalMode.BACKGROUND:
+        assert _lost_checkpoints(saves, every, keep, max_pending) == []
+    if keep and keep <= max_pending + 1:
+        assert decision.mode is EvalMode.INLINE
+        assert decision.reason in (EvalModeReason.KEEPS_TOO_FEW, EvalModeReason.UNKNOWN_CADENCE)
+    if decision.reason is EvalModeReason.KEEPS_TOO_FEW:
+        assert f"keep_checkpoint_max >= {decision.needed_keep}" in decision.line()
+
+
+@given(
+    every=st.integers(min_value=1, max_value=100),
+    keep=st.integers(min_value=1, max_value=40),
+    save_steps=save_cadences,
+    max_pending=pendings,
+)
+def test_keeping_more_checkpoints_never_turns_background_off(
+    every: int, keep: int, save_steps: int | None, max_pending: int
+) -> None:
+    """If background is allowed with keep_checkpoint_max=k, it is with k+1 and with 0 (all)."""
+
+    def mode(k: int) -> EvalMode:
+        return evaluation_mode(
+            requested=True,
+            eval_every_n_steps=every,
+            keep_checkpoint_max=k,
+            save_checkpoints_steps=save_steps,
+            max_pending=max_pending,
+        ).mode
+
+    if mode(keep) is EvalMode.BACKGROUND:
+        assert mode(keep + 1) is EvalMode.BACKGROUND
+    assert mode(0) is EvalMode.BACKGROUND
+
+
+def test_saving_by_time_with_a_sparse_cadence_stays_inline() -> None:
+    """Without save_checkpoints_steps and eval_every_n_steps > 1 the saves between two
+    evaluations are unbounded: inline, unless every checkpoint is kept."""
+    common = {"requested": True, "eval_every_n_steps": 100, "save_checkpoints_steps": None}
+    decision = evaluation_mode(keep_checkpoint_max=50, **common)  # type: ignore[arg-type]
+    assert decision.reason is EvalModeReason.UNKNOWN_CADENCE
+    assert evaluation_mode(keep_checkpoint_max=0, **common).mode is EvalMode.BACKGROUND  # type: ignore[arg-type]
+    assert saves_per_evaluation(eval_every_n_steps=1, save_checkpoints_steps=None) == 1
+    assert saves_per_evaluation(eval_every_n_steps=250, save_checkpoints_steps=100) == 3
+
+
+def test_max_pending_must_be_positive() -> None:
+    """A max_pending below 1 is a ConfigError naming max_pending."""
+    with pytest.raises(ConfigError) as info:
+        evaluation_mode(
+            requested=True,
+            eval_every_n_steps=1,
+            keep_checkpoint_max=5,
+            save_checkpoints_steps=1,
+            max_pending=0,
+        )
+    assert info.value.field == "max_pending"
+
+
+def test_the_defaults_allow_background() -> None:
+    """RunConfig's keep_checkpoint_max=5 with eval_every_n_steps=1 allows background."""
+    decision = evaluation_mode(
+        requested=True, eval_every_n_steps=1, keep_checkpoint_max=5, save_checkpoints_steps=None
+    )
+    assert (decision.mode, decision.needed_keep) == (EvalMode.BACKGROUND, 3)
+    assert "background" in decision.line()
