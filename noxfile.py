@@ -146,7 +146,7 @@ def core(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     """The whole suite against tensorflow-cpu, then a quick benchmark if there is one."""
-    install(session, "tf,report,tune", "test")
+    install(session, "tf,report,tune", "test", "test-tf")
     run_pytest(session)
     if (ROOT / "benchmarks" / "__main__.py").is_file():
         session.run("python", "-m", "benchmarks", "--quick")
@@ -157,7 +157,7 @@ def tests_gpu(session: nox.Session) -> None:
     """The whole suite against tensorflow[and-cuda]; gpu tests must find a GPU."""
     if not gpu_visible():
         session.skip("no GPU visible (nvidia-smi not found or failed); GPU session skipped")
-    install(session, "gpu,report,tune", "test")
+    install(session, "gpu,report,tune", "test", "test-tf")
     run_pytest(session, "-m", "gpu or not gpu", env={"TFX_REQUIRE_GPU": "1"})
 
 
