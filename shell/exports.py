@@ -10,8 +10,10 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import attrs
+import tenacity
 
 from core.errors import ConfigError, ConfigTypeError, FieldError, TFExperimentError
+from core.retry import RetryPolicy, wait_before_attempt
 from core.task_roles import checkpoint_basename, export_due, owns_exports
 from core.tf_config import TFConfig
 from shell._tf import tf
@@ -22,6 +24,11 @@ log = logging.getLogger("tfexperiment")
 EXPORTED_FILE = ".tfexperiment-exported.json"
 
 EXPORT_ARGS = ("estimator", "export_path", "checkpoint_path", "eval_result")
+
+#: Retries of an exporter that read a half-written event file: a BestExporter reads every
+#: evaluation event file of the model_dir, and another task (a cluster's evaluator) may be
+#: appending to one of them at that moment (`DataLossError: corrupted record`).
+READ_RETRY = RetryPolicy(attempts=6, initial_wait_secs=0.1, max_wait_secs=1.0)
 
 
 def _check_name(_inst: Any, _attr: attrs.Attribute[Any], value: Any) -> None:
@@ -231,7 +238,9 @@ def run_exports(
                 )
                 results.append(None)
                 continue
-            result = strategy.export(estimator, export_path, checkpoint_path, eval_result, is_final)
+            result = _export_reading_events(
+                strategy, estimator, export_path, checkpoint_path, eval_result, is_final
+            )
             if result is not None and checkpoint_path is not None:
                 record_exported(export_path, checkpoint_path)
         elif only_exporters:
@@ -242,3 +251,35 @@ def run_exports(
             result = result.decode()
         results.append(result)
     return results
+
+
+def _export_reading_events(
+    exporter: Any, *args: Any, retry: RetryPolicy = READ_RETRY, sleep: Any = None
+) -> Any:
+    """``exporter.export(*args)``, again after a `READ_RETRY` wait on a half-written event file.
+
+    Raises:
+        tf.errors.DataLossError: If the event files stay unreadable past the retry bound.
+    """
+
+    def _log_retry(state: tenacity.RetryCallState) -> None:
+        # BestExporter notes the model_dir as loaded before reading its event files: forget
+        # it, so the next attempt reads them again instead of exporting without a best.
+        if getattr(exporter, "_model_dir", None) is not None:
+            exporter._model_dir = None
+        log.info(
+            "export/%s: an evaluation event file was being written (attempt %d/%d); reading again",
+            exporter.name,
+            state.attempt_number,
+            retry.attempts,
+        )
+
+    retrying = tenacity.Retrying(
+        stop=tenacity.stop_after_attempt(retry.attempts),
+        wait=lambda state: wait_before_attempt(retry, state.attempt_number + 1),
+        retry=tenacity.retry_if_exception_type(tf.errors.DataLossError),
+        before_sleep=_log_retry,
+        sleep=sleep or tenacity.nap.sleep,
+        reraise=True,
+    )
+    return retrying(exporter.export, *args)

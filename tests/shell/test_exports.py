@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import glob
 import json
+import logging
 import os
 import shutil
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -276,3 +278,67 @@ def test_a_best_export_of_a_missing_metric_raises_before_any_export(model_dir: s
             is_final=True,
         )
     assert not os.path.exists(os.path.join(model_dir, "export"))
+
+
+def _corrupt_event_file(eval_dir: str) -> str:
+    """An event file whose only record fails its CRC check, as one caught mid-write."""
+    path = os.path.join(eval_dir, "events.out.tfevents.1.being-written")
+    with open(path, "wb") as handle:
+        handle.write((40).to_bytes(8, "little") + b"\0\0\0\0" + b"x" * 20)
+    return path
+
+
+class _CountingBestExporter(tf.estimator.BestExporter):  # type: ignore[misc]
+    """A BestExporter that counts how often it reads the evaluation event files."""
+
+    reads = 0
+
+    def _get_best_eval_result(self, event_files: str) -> Any:
+        self.reads += 1
+        return super()._get_best_eval_result(event_files)
+
+
+def test_a_best_export_reads_again_while_another_task_writes_an_event_file(
+    exporters_run: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Pins that a BestExporter meeting a half-written event file reads again and goes on."""
+    model_dir = exporters_run["model_dir"]
+    exporter = _CountingBestExporter("best_again", models.serving_input_fn)
+    path = _corrupt_event_file(os.path.join(model_dir, "eval"))
+    fixed = threading.Timer(0.3, os.remove, args=(path,))
+    fixed.start()
+    try:
+        with caplog.at_level(logging.INFO, logger="tfexperiment"):
+            exported = ex.run_exports(
+                (exporter,),
+                models.estimator(model_dir),
+                checkpoint_path=tf.train.latest_checkpoint(model_dir),
+                eval_result=exporters_run["result"],
+                is_final=False,
+            )
+    finally:
+        fixed.join()
+    assert "was being written" in caplog.text
+    assert exporter.reads >= 2  # the event files were read again, not skipped
+    assert exported[0] is not None and os.path.isdir(exported[0])
+
+
+def test_an_event_file_that_stays_corrupt_fails_the_export(exporters_run: dict[str, Any]) -> None:
+    """Pins that a corrupt event file still raises DataLossError after the bounded retries."""
+    model_dir = exporters_run["model_dir"]
+    path = _corrupt_event_file(os.path.join(model_dir, "eval"))
+    waits: list[float] = []
+    try:
+        with pytest.raises(tf.errors.DataLossError):
+            ex._export_reading_events(
+                tf.estimator.BestExporter("best_corrupt", models.serving_input_fn),
+                models.estimator(model_dir),
+                os.path.join(model_dir, "export", "best_corrupt"),
+                tf.train.latest_checkpoint(model_dir),
+                exporters_run["result"],
+                False,
+                sleep=waits.append,
+            )
+    finally:
+        os.remove(path)
+    assert len(waits) == ex.READ_RETRY.attempts - 1
