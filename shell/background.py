@@ -12,9 +12,9 @@ import collections
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
+from shell.closing import Closing
 from shell.evaluator import Evaluator, make_evaluator
 
 __all__ = ["BackgroundEvaluator", "Evaluated"]
@@ -35,7 +35,7 @@ class Evaluated:
     result: dict[str, Any]
 
 
-class BackgroundEvaluator:
+class BackgroundEvaluator(Closing):
     """Evaluates submitted checkpoints in one worker thread, in submission order.
 
     The evaluator is made (by `make_evaluator`, with the same arguments) in the worker on the
@@ -162,19 +162,6 @@ class BackgroundEvaluator:
         if self._evaluator is not None:
             self._evaluator.close()
             self._evaluator = None
-
-    def __enter__(self) -> BackgroundEvaluator:
-        """Returns self."""
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        """Closes the evaluator."""
-        self.close()
 
     def _raise_error(self) -> None:
         """Raises the worker's exception (caller holds the lock)."""

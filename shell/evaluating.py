@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from types import TracebackType
 from typing import Any
 
+from shell.closing import Closing
 from shell.evaluator import Evaluator
 
 
-class LazyEvaluator:
+class LazyEvaluator(Closing):
     """Builds an `Evaluator` the first time it is needed and closes it on leaving ``with``.
 
     Every evaluation loop of the Experiment (continuous_eval, train_and_evaluate,
@@ -35,16 +35,3 @@ class LazyEvaluator:
         evaluator, self._evaluator = self._evaluator, None
         if evaluator is not None:
             evaluator.close()
-
-    def __enter__(self) -> LazyEvaluator:
-        """Return self."""
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        """Close the evaluator."""
-        self.close()

@@ -7,13 +7,13 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from types import TracebackType
 from typing import Any
 
 import tensorflow as tf
 from tensorflow.python.training import evaluation as _tf_evaluation
 from tensorflow_estimator.python.estimator import estimator as _estimator_lib
 
+from shell.closing import Closing
 from shell.eval_graph import (
     EvalGraph,
     UnsupportedEvaluationError,
@@ -35,7 +35,7 @@ log = logging.getLogger("tfexperiment")
 _tf_logging = tf.compat.v1.logging
 
 
-class Evaluator(abc.ABC):
+class Evaluator(Closing, abc.ABC):
     """Evaluates checkpoints of one Estimator on one input_fn; a context manager."""
 
     @abc.abstractmethod
@@ -52,19 +52,6 @@ class Evaluator(abc.ABC):
     @abc.abstractmethod
     def close(self) -> None:
         """Releases resources; idempotent."""
-
-    def __enter__(self) -> Evaluator:
-        """Returns self."""
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        """Closes the evaluator."""
-        self.close()
 
 
 def _check_steps(steps: int | None) -> None:

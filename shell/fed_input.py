@@ -24,6 +24,8 @@ from tensorflow_estimator.python.estimator.mode_keys import ModeKeys
 
 __all__ = ["FedInput", "InputSession", "build_fed_input", "fed_tensors", "open_input", "rewind"]
 
+from shell.closing import Closing
+
 log = logging.getLogger("tfexperiment")
 
 # Seconds the input graph's runner threads get to end after the evaluation asked them to.
@@ -136,7 +138,7 @@ class FedInput:
         self._ready = ready
 
 
-class InputSession:
+class InputSession(Closing):
     """One evaluation's pass over the input: `next_feed` per step, then `close`."""
 
     def __init__(self, fed: FedInput, session: Any, coord: Any, threads: Sequence[Any]) -> None:
@@ -193,14 +195,6 @@ class InputSession:
         finally:
             self._session.close()
 
-    def __enter__(self) -> InputSession:
-        """Returns itself."""
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        """Closes the input session."""
-        self.close()
-
 
 class _FeedHook(tf.compat.v1.train.SessionRunHook):  # type: ignore[misc]
     """Feeds each `MonitoredSession` run the next batch; at the end raises OutOfRangeError.
@@ -224,7 +218,7 @@ class _FeedHook(tf.compat.v1.train.SessionRunHook):  # type: ignore[misc]
         return tf.compat.v1.train.SessionRunArgs(None, feed_dict=feed)
 
 
-class _OwnInput:
+class _OwnInput(Closing):
     """The graph reads its own input: every step runs with an empty `feed_dict`."""
 
     def hooks(self, on_end: Sequence[Any]) -> list[Any]:
@@ -234,13 +228,6 @@ class _OwnInput:
     def next_feed(self) -> dict[Any, Any] | None:
         """An empty `feed_dict` (the input's end shows as `OutOfRangeError` in the graph)."""
         return {}
-
-    def __enter__(self) -> _OwnInput:
-        """Returns itself."""
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        """Nothing to close."""
 
 
 def open_input(fed: FedInput | None) -> InputSession | _OwnInput:

@@ -10,11 +10,11 @@ training thread exactly as it acts on an inline one.
 from __future__ import annotations
 
 import logging
-from types import TracebackType
 
 from core import train_eval
 from core.checkpoints import Checkpoint
 from shell.background import BackgroundEvaluator, Evaluated
+from shell.closing import Closing
 from shell.run import Result, Run
 
 log = logging.getLogger("tfexperiment")
@@ -45,7 +45,7 @@ def _pair(evaluated: Evaluated) -> tuple[Checkpoint, Result]:
     return Checkpoint(path=evaluated.checkpoint_path, step=evaluated.step), evaluated.result
 
 
-class BackgroundCheckpoints:
+class BackgroundCheckpoints(Closing):
     """Saved checkpoints evaluated in one worker thread; results in submission order.
 
     A context manager: leaving it lets the running evaluation finish and drops the rest.
@@ -83,19 +83,6 @@ class BackgroundCheckpoints:
     def close(self) -> None:
         """Let the running evaluation finish, drop the queued ones, release the evaluator."""
         self._evaluator.close()
-
-    def __enter__(self) -> BackgroundCheckpoints:
-        """Returns self."""
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        """Closes the evaluator."""
-        self.close()
 
 
 def open_background(
