@@ -70,6 +70,18 @@ def _lines(cluster: LocalCluster, task: str) -> str:
     return "\n".join(cluster.lines(task))
 
 
+_OTHERS = ("ps-0", "worker-0", "evaluator-0")
+
+
+def _chief_newer_than(model_dir: str, task: str) -> bool:
+    """Whether the chief's latest record is newer than ``task``'s (which ``task``, having
+    started before writing its own, reads as a record of this run)."""
+    records = _records(model_dir)
+    if "chief-0" not in records or task not in records:
+        return False
+    return bool(records["chief-0"]["t"] > records[task]["t"])
+
+
 @pytest.mark.timeout(240)
 def test_a_failing_chief_ends_every_task_with_exit_1(tmp_path: Path) -> None:
     """A chief whose training raises writes `failed` and exits 1; ps, worker and evaluator
@@ -111,6 +123,10 @@ def test_a_silent_chief_is_lost_after_the_deadline(tmp_path: Path) -> None:
     ) as cluster:
         cluster.start()
         wait_for(lambda: (latest_step(model_dir) or 0) >= 40, 150, "training to pause")
+        # Kill only once the worker (it joins last) can have read a chief record of this
+        # run: one written after the worker's own; a task that started later than the
+        # chief's last word reports "not joined" instead.
+        wait_for(lambda: _chief_newer_than(model_dir, "worker-0"), 60, "a chief record")
         killed = cluster.kill("chief-0")
         killed_at = time.monotonic()
         pause.unlink()
@@ -121,7 +137,7 @@ def test_a_silent_chief_is_lost_after_the_deadline(tmp_path: Path) -> None:
     assert killed.returncode == -signal.SIGKILL
     assert codes == {"ps-0": 1, "chief-0": -9, "worker-0": 1, "evaluator-0": 1}, codes
     assert 4 < took < 40
-    for task in ("ps-0", "worker-0", "evaluator-0"):
+    for task in _OTHERS:
         assert f"{task}: chief-0 is lost: no word for" in _lines(cluster, task), task
     assert not any(alive(pid) for pid in pids)
 
