@@ -1,13 +1,16 @@
 """Inside train_and_evaluate: whether a newly saved checkpoint is evaluated, and where.
 
 `after_save` decides whether a checkpoint is evaluated; `evaluation_mode` decides whether
-the evaluations may run in a background thread (``eval_in_background``) or inline.
+the evaluations may run in a background thread (``eval_in_background``) or inline, and
+`EVALUATOR_BUILD` when the evaluation graph is built for each.
 """
 
 from __future__ import annotations
 
 import enum
 import math
+from collections.abc import Mapping
+from types import MappingProxyType
 
 import attrs
 
@@ -241,3 +244,20 @@ def evaluation_mode(
     return EvalModeDecision(
         mode=EvalMode.BACKGROUND, reason=EvalModeReason.KEEPS_ENOUGH, needed_keep=needed
     )
+
+
+class EvaluatorBuild(enum.Enum):
+    """When train_and_evaluate builds its evaluation graph."""
+
+    AHEAD = (
+        "in a helper thread as soon as training's own graph is complete, so the build "
+        "overlaps training (not sooner: training's graph is built alone, as tf.estimator "
+        "builds it, never interleaved with a model_fn call in another thread)"
+    )
+    IN_WORKER = "in the background evaluator's thread, at the first submission"
+
+
+#: When the evaluation graph is built, by where the evaluations run.
+EVALUATOR_BUILD: Mapping[EvalMode, EvaluatorBuild] = MappingProxyType(
+    {EvalMode.INLINE: EvaluatorBuild.AHEAD, EvalMode.BACKGROUND: EvaluatorBuild.IN_WORKER}
+)

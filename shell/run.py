@@ -36,6 +36,17 @@ EvalListener = Callable[[dict[str, Any]], None]
 Result = dict[str, Any]
 
 
+class _OnBegin(tf.estimator.SessionRunHook):  # type: ignore[misc]
+    """Calls ``callback()`` from `begin`: the model_fn ran, training's graph is complete."""
+
+    def __init__(self, callback: Callable[[], None]) -> None:
+        self._callback = callback
+
+    def begin(self) -> None:
+        """Training's graph is built: hand that on."""
+        self._callback()
+
+
 def predicate_arity(predicate: Any) -> int:
     """How many arguments a continue-predicate takes (0 for None): 1 (result) or 2 (+ path).
 
@@ -154,13 +165,18 @@ class Run:
         listeners: Sequence[Any] = (),
         extra_hooks: Sequence[Any] = (),
         guard: job.TrainingGuard | None = None,
+        on_graph: Callable[[], None] | None = None,
     ) -> None:
         """``estimator.train`` via `strategy.train`, with the training hooks (and ``extra_hooks``).
 
-        The ``guard``'s stop hook goes to a real ``tf.estimator.Estimator`` only: an
-        object that merely has the Estimator interface gets exactly the user's hooks.
+        The ``guard``'s stop hook and ``on_graph`` (called once training's graph is complete:
+        from the `begin` of a hook after every other) go to a real ``tf.estimator.Estimator``
+        only: an object that merely has the Estimator interface gets exactly the user's hooks.
         """
-        own = [guard.hook] if guard is not None and isinstance(self.estimator, _ESTIMATOR) else []
+        own: list[Any] = []
+        if isinstance(self.estimator, _ESTIMATOR):
+            own += [guard.hook] if guard is not None else []
+            own += [_OnBegin(on_graph)] if on_graph is not None else []
         strategy.train(
             self.estimator,
             self.train_input_fn,

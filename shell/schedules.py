@@ -325,6 +325,14 @@ def _after_save(
         _evaluated(run, progress, latest, progress.evaluator.evaluate(latest.path))
 
 
+def _build_ahead(evaluator: LazyEvaluator, mode: train_eval.EvalMode) -> Callable[[], None] | None:
+    """What to call once training's graph is complete: the evaluator's build ahead, where
+    `core.train_eval.EVALUATOR_BUILD` says so for ``mode``."""
+    if train_eval.EVALUATOR_BUILD[mode] is train_eval.EvaluatorBuild.AHEAD:
+        return evaluator.build_ahead
+    return None
+
+
 def train_and_evaluate(run: Run) -> tuple[Result | None, list[Any]]:
     """`Experiment.train_and_evaluate`: train, evaluating saved checkpoints per `core.train_eval`.
 
@@ -338,14 +346,20 @@ def train_and_evaluate(run: Run) -> tuple[Result | None, list[Any]]:
     policy = train_eval.TrainEvalPolicy(eval_every_n_steps=run.settings.eval_every_n_steps)
     with contextlib.ExitStack() as stack:
         evaluator = stack.enter_context(run.lazy_evaluator(run.eval_input_fn, None))
-        background = open_background(run, evaluation_mode(run))
+        decision = evaluation_mode(run)
+        background = open_background(run, decision)
         if background is not None:
             stack.enter_context(background)
         guard = stack.enter_context(run.guard(config))
         state = train_eval.TrainEvalState(baseline_step=run.global_step())
         progress = _TrainEvalProgress(state, evaluator, guard, run.predicate, background)
         listener = _SaveListener(lambda step: _after_save(run, progress, policy, step))
-        run.train(max_steps=run.settings.train_steps, listeners=[listener], guard=guard)
+        run.train(
+            max_steps=run.settings.train_steps,
+            listeners=[listener],
+            guard=guard,
+            on_graph=_build_ahead(evaluator, decision.mode),
+        )
         guard.after_training()
         for checkpoint, outcome in background.drain() if background is not None else ():
             _evaluated(run, progress, checkpoint, outcome)
@@ -392,7 +406,11 @@ def continuous_train_and_evaluate(
                 log.info("continuous_train_and_evaluate stops: %s", decision.reason.value)
                 return result, exported
             requested = decision.steps
-            run.train(steps=requested, guard=guard)
+            run.train(
+                steps=requested,
+                guard=guard,
+                on_graph=_build_ahead(evaluator, train_eval.EvalMode.INLINE),
+            )
             guard.after_training()
             latest = run.latest()
             new_step = latest.step if latest else step
