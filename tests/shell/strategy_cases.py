@@ -36,7 +36,9 @@ def configure_devices(count: int = 2) -> None:
 
 configure_devices()
 
+from core.settings import ExperimentSettings  # noqa: E402
 from core.strategy import StrategyConfig, parse_strategy  # noqa: E402
+from core.train_eval import evaluation_mode  # noqa: E402
 from shell import Experiment, strategy  # noqa: E402
 from shell.runner import run_experiment  # noqa: E402
 from tests.shell import models  # noqa: E402
@@ -153,6 +155,37 @@ def case_train_and_evaluate(work: str) -> dict[str, Any]:
     }
 
 
+def case_train_and_evaluate_in_background(work: str) -> dict[str, Any]:
+    """train_and_evaluate with eval_in_background: tf.estimator's evaluated steps and results,
+    every evaluation on the background worker's own graph under eval_distribute."""
+    ours_dir, ref_dir = f"{work}/ours", f"{work}/ref"
+    settings = ExperimentSettings(train_steps=STEPS, eval_steps=None, eval_every_n_steps=SAVE_STEPS)
+    ours_est = estimator(ours_dir)
+    mode = evaluation_mode(
+        requested=True,
+        eval_every_n_steps=SAVE_STEPS,
+        keep_checkpoint_max=ours_est.config.keep_checkpoint_max,
+        save_checkpoints_steps=ours_est.config.save_checkpoints_steps,
+    )
+    seen: list[dict[str, float]] = []
+    exp = Experiment.from_settings(
+        ours_est, TRAIN, EVAL, settings=settings, eval_in_background=True
+    )
+    exp.on_evaluation(lambda result: seen.append(scalars(result)))
+    final, _ = exp.train_and_evaluate()
+    train_spec = tf.estimator.TrainSpec(TRAIN, max_steps=STEPS)
+    eval_spec = tf.estimator.EvalSpec(EVAL, steps=None, start_delay_secs=0, throttle_secs=0)
+    ref, _ = tf.estimator.train_and_evaluate(estimator(ref_dir), train_spec, eval_spec)
+    return {
+        "ours": scalars(final),
+        "ref": scalars(ref),
+        "ours_steps": eval_steps(ours_dir),
+        "ref_steps": eval_steps(ref_dir),
+        "seen_steps": [int(r["global_step"]) for r in seen],
+        "mode": mode.mode.value,
+    }
+
+
 def case_continuous_train_and_evaluate(work: str) -> dict[str, Any]:
     """continuous_train_and_evaluate: train/evaluate iterations as tf.estimator runs them."""
     ours_dir, ref_dir = f"{work}/ours", f"{work}/ref"
@@ -208,6 +241,7 @@ CASES: dict[str, Callable[[str], dict[str, Any]]] = {
     "evaluate": case_evaluate,
     "continuous_eval": case_continuous_eval,
     "train_and_evaluate": case_train_and_evaluate,
+    "train_and_evaluate_in_background": case_train_and_evaluate_in_background,
     "continuous_train_and_evaluate": case_continuous_train_and_evaluate,
     "test": case_test,
     "refuse_default_ops": case_refuse_default_ops,

@@ -82,6 +82,17 @@ def test_mirrored_schedule_matches_tf_estimator(case: str, tmp_path: Path) -> No
 
 
 @pytest.mark.slow
+def test_background_evaluation_under_mirrored_matches_tf_estimator(tmp_path: Path) -> None:
+    """eval_in_background under MirroredStrategy evaluates in the background and gives
+    tf.estimator.train_and_evaluate's evaluated steps and final result."""
+    result = run_case("train_and_evaluate_in_background", tmp_path)
+    assert result["mode"] == "background"
+    assert result["ours_steps"] == result["ref_steps"] == [20, 40]
+    assert result["seen_steps"] == [20, 40]
+    _close(result["ours"], result["ref"])
+
+
+@pytest.mark.slow
 def test_default_cross_device_ops_over_cpus_are_refused_before_training(tmp_path: Path) -> None:
     """A user's MirroredStrategy with TF's default (hanging) ops over 2 CPUs is refused untrained."""
     result = run_case("refuse_default_ops", tmp_path)
