@@ -51,16 +51,20 @@ class LazyEvaluator(Closing):
         except BaseException as error:  # handed to the first evaluation, in its thread
             self._error = error
 
+    def _wait_for_build(self) -> None:
+        """Wait for a build ahead, if one was started."""
+        with self._lock:
+            builder = self._builder
+        if builder is not None:
+            builder.join()
+
     def _built(self) -> Evaluator:
         """The evaluator: waits for a build ahead, else builds it here.
 
         Raises:
             Exception: What building it raised (also a build ahead's, in this thread).
         """
-        with self._lock:
-            builder = self._builder
-        if builder is not None:
-            builder.join()
+        self._wait_for_build()
         if self._error is not None:
             error, self._error, self._builder = self._error, None, None
             raise error
@@ -74,10 +78,7 @@ class LazyEvaluator(Closing):
 
     def close(self) -> None:
         """Close the evaluator if one was built (idempotent; waits for a build ahead)."""
-        with self._lock:
-            builder = self._builder
-        if builder is not None:
-            builder.join()
+        self._wait_for_build()
         evaluator, self._evaluator, self._error = self._evaluator, None, None
         if evaluator is not None:
             evaluator.close()

@@ -140,10 +140,8 @@ def case_continuous_eval(work: str) -> dict[str, Any]:
     return {"ours": sorted(seen, key=lambda r: r["global_step"]), "ref": ref}
 
 
-def case_train_and_evaluate(work: str) -> dict[str, Any]:
-    """train_and_evaluate: the evaluated steps and results of tf.estimator.train_and_evaluate."""
-    ours_dir, ref_dir = f"{work}/ours", f"{work}/ref"
-    final, _ = _experiment(estimator(ours_dir), eval_every_n_steps=SAVE_STEPS).train_and_evaluate()
+def _versus_tf_train_and_evaluate(final: Any, ours_dir: str, ref_dir: str) -> dict[str, Any]:
+    """Run tf.estimator.train_and_evaluate in ``ref_dir``; both sides' results and steps."""
     train_spec = tf.estimator.TrainSpec(TRAIN, max_steps=STEPS)
     eval_spec = tf.estimator.EvalSpec(EVAL, steps=None, start_delay_secs=0, throttle_secs=0)
     ref, _ = tf.estimator.train_and_evaluate(estimator(ref_dir), train_spec, eval_spec)
@@ -152,6 +150,15 @@ def case_train_and_evaluate(work: str) -> dict[str, Any]:
         "ref": scalars(ref),
         "ours_steps": eval_steps(ours_dir),
         "ref_steps": eval_steps(ref_dir),
+    }
+
+
+def case_train_and_evaluate(work: str) -> dict[str, Any]:
+    """train_and_evaluate: the evaluated steps and results of tf.estimator.train_and_evaluate."""
+    ours_dir, ref_dir = f"{work}/ours", f"{work}/ref"
+    final, _ = _experiment(estimator(ours_dir), eval_every_n_steps=SAVE_STEPS).train_and_evaluate()
+    return {
+        **_versus_tf_train_and_evaluate(final, ours_dir, ref_dir),
     }
 
 
@@ -173,14 +180,8 @@ def case_train_and_evaluate_in_background(work: str) -> dict[str, Any]:
     )
     exp.on_evaluation(lambda result: seen.append(scalars(result)))
     final, _ = exp.train_and_evaluate()
-    train_spec = tf.estimator.TrainSpec(TRAIN, max_steps=STEPS)
-    eval_spec = tf.estimator.EvalSpec(EVAL, steps=None, start_delay_secs=0, throttle_secs=0)
-    ref, _ = tf.estimator.train_and_evaluate(estimator(ref_dir), train_spec, eval_spec)
     return {
-        "ours": scalars(final),
-        "ref": scalars(ref),
-        "ours_steps": eval_steps(ours_dir),
-        "ref_steps": eval_steps(ref_dir),
+        **_versus_tf_train_and_evaluate(final, ours_dir, ref_dir),
         "seen_steps": [int(r["global_step"]) for r in seen],
         "mode": mode.mode.value,
     }

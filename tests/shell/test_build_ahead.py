@@ -49,6 +49,19 @@ def _weights(model_dir: str) -> dict[str, np.ndarray]:
     }
 
 
+@pytest.fixture
+def made(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the threads `shell.run` makes its evaluators on, in order."""
+    names: list[str] = []
+
+    def recording(*args: Any, **kwargs: Any) -> Evaluator:
+        names.append(threading.current_thread().name)
+        return make_evaluator(*args, **kwargs)
+
+    monkeypatch.setattr("shell.run.make_evaluator", recording)
+    return names
+
+
 def test_the_rule_builds_inline_evaluators_ahead_and_background_ones_in_their_worker() -> None:
     """Every evaluation mode has a build time: inline ahead, background in its worker."""
     assert set(train_eval.EVALUATOR_BUILD) == set(train_eval.EvalMode)
@@ -56,16 +69,9 @@ def test_the_rule_builds_inline_evaluators_ahead_and_background_ones_in_their_wo
 
 
 def test_train_and_evaluate_builds_the_evaluator_in_a_helper_thread(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, made: list[str]
 ) -> None:
     """The evaluator is made once, off the training thread, and evaluates the usual steps."""
-    made: list[str] = []
-
-    def recording(*args: Any, **kwargs: Any) -> Evaluator:
-        made.append(threading.current_thread().name)
-        return make_evaluator(*args, **kwargs)
-
-    monkeypatch.setattr("shell.run.make_evaluator", recording)
     experiment = Experiment(
         models.estimator(str(tmp_path / "m"), save_steps=SAVE),
         train_input_fn=models.input_fn(repeat=True),
@@ -83,17 +89,10 @@ def test_train_and_evaluate_builds_the_evaluator_in_a_helper_thread(
 
 
 def test_continuous_train_and_evaluate_builds_the_evaluator_in_a_helper_thread(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, made: list[str]
 ) -> None:
     """continuous_train_and_evaluate builds it once, off the training thread, during the
     first iteration; every iteration is evaluated as before."""
-    made: list[str] = []
-
-    def recording(*args: Any, **kwargs: Any) -> Evaluator:
-        made.append(threading.current_thread().name)
-        return make_evaluator(*args, **kwargs)
-
-    monkeypatch.setattr("shell.run.make_evaluator", recording)
     experiment = Experiment(
         models.estimator(str(tmp_path / "m"), save_steps=SAVE),
         train_input_fn=models.input_fn(repeat=True),
