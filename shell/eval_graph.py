@@ -5,6 +5,8 @@ make for one evaluation (same calls, in the same order, in the same distribution
 scope), and finds out what each evaluation must reset: whether one session can serve every
 evaluation, or whether something in it keeps state across `session.run` calls that only a
 fresh session restarts (queues, legacy stateful random kernels, reshuffling datasets).
+Under ``eval_distribute`` the replicas' per-device inputs get no autotune thread
+(`shell.replica_input`): each evaluation initialises them again, which destroys the last ones.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from tensorflow_estimator.python.estimator import estimator as _estimator_lib
 from tensorflow_estimator.python.estimator import util as _estimator_util
 
 from shell.fed_input import FedInput, build_fed_input, rewind
+from shell.replica_input import no_replica_autotune
 
 __all__ = [
     "EvalGraph",
@@ -196,7 +199,7 @@ def build_eval_graph(estimator: Any, input_fn: Any) -> EvalGraph:
             # As `_actual_eval`: the iterations variable outside the strategy's scope.
             _tf_training.get_or_create_steps_per_run_variable()
             scope = strategy.scope()
-        with scope:
+        with scope, no_replica_autotune():
             # checkpoint_path only decides warm starting, which evaluating a checkpoint skips.
             scaffold, update_op, eval_dict, all_hooks = estimator._evaluate_build_graph(
                 input_fn, hooks=[], checkpoint_path="<persistent evaluator>"

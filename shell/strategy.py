@@ -10,7 +10,8 @@ this module builds the TensorFlow objects and applies the decisions:
 - `strategy_owns_server` tells the Experiment not to start a second server on the port
   MultiWorkerMirroredStrategy already serves;
 - `train` runs ``Estimator.train`` inside TF's distribute coordinator when the RunConfig
-  is in its INDEPENDENT_WORKER mode (where a bare ``Estimator.train`` refuses to run).
+  is in its INDEPENDENT_WORKER mode (where a bare ``Estimator.train`` refuses to run),
+  with the replicas' per-device inputs built without autotune (`shell.replica_input`).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from core.strategy import (
 )
 from core.tf_config import TFConfig
 from shell._tf import tf
+from shell.replica_input import no_replica_autotune
 
 log = logging.getLogger("tfexperiment")
 
@@ -243,13 +245,14 @@ def train(
     """
     listeners = list(saving_listeners) if saving_listeners else None
     if not _in_coordinator_mode(estimator):
-        estimator.train(
-            input_fn,
-            hooks=list(hooks),
-            steps=steps,
-            max_steps=max_steps,
-            saving_listeners=listeners,
-        )
+        with no_replica_autotune():
+            estimator.train(
+                input_fn,
+                hooks=list(hooks),
+                steps=steps,
+                max_steps=max_steps,
+                saving_listeners=listeners,
+            )
         return estimator
     config = estimator.config
     task = _tf_config()
@@ -268,13 +271,14 @@ def train(
         )
         local._train_distribution = strategy
         local._config._distribute_coordinator_mode = None
-        local.train(
-            input_fn,
-            hooks=list(hooks),
-            steps=steps,
-            max_steps=max_steps,
-            saving_listeners=listeners,
-        )
+        with no_replica_autotune():
+            local.train(
+                input_fn,
+                hooks=list(hooks),
+                steps=steps,
+                max_steps=max_steps,
+                saving_listeners=listeners,
+            )
 
     log.info("training under the distribute coordinator (%s)", config._distribute_coordinator_mode)
     _dc.run_distribute_coordinator(

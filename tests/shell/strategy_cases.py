@@ -237,6 +237,89 @@ def case_refuse_default_ops(work: str) -> dict[str, Any]:
     return {"error": None, "message": "", "checkpoints": glob.glob(f"{model_dir}/model.ckpt-*")}
 
 
+def replica_autotune_off(graph: Any) -> list[str]:
+    """The devices of ``graph``'s datasets whose tf.data options turn autotune off."""
+    from tensorflow.core.framework import dataset_options_pb2
+
+    devices = []
+    for op in graph.get_operations():
+        if op.type != "OptionsDataset":
+            continue
+        options = dataset_options_pb2.Options.FromString(op.get_attr("serialized_options"))
+        tuning = options.autotune_options
+        if tuning.WhichOneof("optional_enabled") == "enabled" and not tuning.enabled:
+            devices.append(tf.DeviceSpec.from_string(op.device).to_string())
+    return sorted(devices)
+
+
+class _GraphSeen(tf.estimator.SessionRunHook):
+    """Records, in `begin`, the replica-autotune devices of the graph being run."""
+
+    def __init__(self) -> None:
+        self.seen: list[list[str]] = []
+
+    def begin(self) -> None:
+        self.seen.append(replica_autotune_off(tf.compat.v1.get_default_graph()))
+
+
+def _replica_iterator_graph(mirrored: Any) -> Any:
+    """A graph with the strategy's replica input iterator for TRAIN (as Estimator builds it)."""
+    graph = tf.Graph()
+    with graph.as_default(), mirrored.scope():
+        mirrored.make_input_fn_iterator(lambda context: TRAIN())
+    return graph
+
+
+def case_replica_autotune(work: str) -> dict[str, Any]:
+    """Where replica inputs get autotune off: inside `no_replica_autotune` on its own thread,
+    in our training and evaluation graphs, never in tf.estimator's or another thread's."""
+    import threading
+
+    from shell.replica_input import no_replica_autotune, replica_autotune_is_off
+
+    mirrored = strategy.build_strategy(SPEC)
+    outside = replica_autotune_off(_replica_iterator_graph(mirrored))
+    other: list[list[str]] = []
+    with no_replica_autotune():
+        inside = replica_autotune_off(_replica_iterator_graph(mirrored))
+        on = replica_autotune_is_off()
+        thread = threading.Thread(
+            target=lambda: other.append(replica_autotune_off(_replica_iterator_graph(mirrored)))
+        )
+        thread.start()
+        thread.join()
+    after = replica_autotune_off(_replica_iterator_graph(mirrored))
+    ours_train, ours_eval, ref_train = _GraphSeen(), _GraphSeen(), _GraphSeen()
+    ours_dir, ref_dir = f"{work}/ours", f"{work}/ref"
+    exp = Experiment(
+        estimator(ours_dir),
+        TRAIN,
+        EVAL,
+        train_steps=STEPS,
+        eval_steps=None,
+        eval_every_n_steps=SAVE_STEPS,
+        train_hooks=[ours_train],
+        eval_hooks=[ours_eval],
+    )
+    final, _ = exp.train_and_evaluate()
+    estimator(ref_dir).train(TRAIN, max_steps=STEPS, hooks=[ref_train])
+    return {
+        "outside": outside,
+        "inside": inside,
+        "on": on,
+        "other_thread": other,
+        "after": after,
+        "on_after": replica_autotune_is_off(),
+        "ours_train": ours_train.seen,
+        "ours_eval": ours_eval.seen,
+        "ref_train": ref_train.seen,
+        "ours_steps": eval_steps(ours_dir),
+        "ours_weights": weights(estimator(ours_dir)),
+        "ref_weights": weights(estimator(ref_dir)),
+        "final_step": int(final["global_step"]) if final else None,
+    }
+
+
 CASES: dict[str, Callable[[str], dict[str, Any]]] = {
     "train": case_train,
     "evaluate": case_evaluate,
@@ -246,6 +329,7 @@ CASES: dict[str, Callable[[str], dict[str, Any]]] = {
     "continuous_train_and_evaluate": case_continuous_train_and_evaluate,
     "test": case_test,
     "refuse_default_ops": case_refuse_default_ops,
+    "replica_autotune": case_replica_autotune,
 }
 
 

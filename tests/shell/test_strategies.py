@@ -93,6 +93,22 @@ def test_background_evaluation_under_mirrored_matches_tf_estimator(tmp_path: Pat
 
 
 @pytest.mark.slow
+def test_replica_inputs_get_no_autotune_in_our_graphs_only(tmp_path: Path) -> None:
+    """Per-device replica datasets have autotune off in the graphs tfexperiment trains and
+    evaluates (and on the thread inside `no_replica_autotune` only), never in tf.estimator's,
+    and training under them gives tf.estimator's weights."""
+    result = run_case("replica_autotune", tmp_path)
+    replicas = [f"/job:localhost/replica:0/task:0/device:CPU:{i}" for i in (0, 1)]
+    assert result["outside"] == result["after"] == [] and result["other_thread"] == [[]]
+    assert result["inside"] == replicas and result["on"] and not result["on_after"]
+    assert result["ours_train"] == [replicas]
+    assert result["ours_eval"] and all(seen == replicas for seen in result["ours_eval"])
+    assert result["ref_train"] == [[]]
+    assert result["ours_steps"] == [20, 40] and result["final_step"] == 40
+    assert result["ours_weights"] == result["ref_weights"]
+
+
+@pytest.mark.slow
 def test_default_cross_device_ops_over_cpus_are_refused_before_training(tmp_path: Path) -> None:
     """A user's MirroredStrategy with TF's default (hanging) ops over 2 CPUs is refused untrained."""
     result = run_case("refuse_default_ops", tmp_path)
