@@ -627,6 +627,26 @@ def w5_first_step_tf(params: Params) -> Result:
     }
 
 
+def _w6(side: str) -> Callable[[Params], Result]:
+    """W6 side ``ours`` or ``reference`` of `benchmarks.strategy_bench`, as a harness side."""
+
+    def run(params: Params) -> Result:
+        from benchmarks import strategy_bench
+
+        measured = strategy_bench.measure(side, params)
+        evaluations = [measured["evaluations"][step] for step in measured["steps"]]
+        return {
+            "seconds": measured["seconds"],
+            "cpu_seconds": measured["cpu_seconds"],
+            "close_seconds": measured["close_seconds"],
+            "eval_steps": measured["steps"],
+            "evaluations": evaluations,
+            "final": evaluations[-1] if evaluations else {},
+        }
+
+    return run
+
+
 SIDES: dict[str, Callable[[Params], Result]] = {
     "w1-ours": w1_ours,
     "w1-reference": w1_reference,
@@ -644,6 +664,8 @@ SIDES: dict[str, Callable[[Params], Result]] = {
     "w5-import-tf": w5_import_tf,
     "w5-first-step": w5_first_step,
     "w5-first-step-tf": w5_first_step_tf,
+    "w6-ours": _w6("ours"),
+    "w6-reference": _w6("reference"),
 }
 
 

@@ -72,8 +72,9 @@ def _time_session_closes(tf: Any) -> list[float]:
     """Make every `tf.compat.v1.Session.close` add its wall seconds to the returned list.
 
     TF 2.15 can block for up to a tf.data autotune period inside ``TF_CloseSession``
-    (the iterator's `tf_data_model` thread is joined after its timed wait, idle), on
-    both sides alike; the time is reported apart so that wait can be told from work.
+    (it can miss waking an iterator's `tf_data_model` thread, then joins it at the end of
+    its timed wait, idle; see `shell.replica_input`); the time is reported apart so that
+    wait can be told from work.
     """
     closes: list[float] = []
     close = tf.compat.v1.Session.close
@@ -89,8 +90,12 @@ def _time_session_closes(tf: Any) -> list[float]:
     return closes
 
 
-def _child(side: str, params: dict[str, Any]) -> dict[str, Any]:
-    """Run one side; return its seconds, evaluated steps and evaluation results."""
+def measure(side: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Run one side in this (fresh) process; return its seconds, evaluated steps and results.
+
+    Configures 2 logical CPU devices first, so TensorFlow must not have initialised its
+    devices yet. ``params``: ``model_dir``, ``steps``, ``save_steps``, ``eval_steps``.
+    """
     import tensorflow as tf
 
     cpu = tf.config.list_physical_devices("CPU")[0]
@@ -189,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        result = _child(args.child, json.loads(args.params))
+        result = measure(args.child, json.loads(args.params))
         Path(args.out).write_text(json.dumps(result))
         return 0
     params = {"steps": args.steps, "save_steps": args.save_steps, "eval_steps": args.eval_steps}

@@ -1,4 +1,4 @@
-"""The five workloads: which child sides they run, their figure, targets and checks."""
+"""The six workloads: which child sides they run, their figure, targets and checks."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ TRAIN_STEPS = 2000
 SAVE_STEPS = 200
 EVAL_STEPS = 10
 QUICK_TRAIN_STEPS = 400
+# W6 (MirroredStrategy over 2 logical CPUs): the issue's 400 steps, evaluated every 100.
+W6_STEPS, W6_QUICK_STEPS, W6_SAVE_STEPS = 400, 200, 100
 
 
 class Unit(enum.Enum):
@@ -127,7 +129,7 @@ class Workload:
     """One benchmark: our side, the reference side, the figure and the targets.
 
     Attributes:
-        key: ``W1``... ``W5c``.
+        key: ``W1``... ``W6``.
         title: What is measured.
         ours: The child side measuring tfexperiment.
         reference: The child side measuring the reference, or None.
@@ -329,7 +331,7 @@ def workloads(*, quick: bool) -> list[Workload]:
         quick: Small sizes for CI: each workload runs, speed is not asserted.
 
     Returns:
-        W1 (per set-up, and W1-bg), W2, W3, W4, W5a, W5b, W5c.
+        W1 (per set-up, and W1-bg), W2, W3, W4, W5a, W5b, W5c, W6.
     """
     steps = QUICK_TRAIN_STEPS if quick else TRAIN_STEPS
     expected = list(range(SAVE_STEPS, steps + 1, SAVE_STEPS))
@@ -348,6 +350,8 @@ def workloads(*, quick: bool) -> list[Workload]:
         "eval_steps": EVAL_STEPS,
     }
     decisions: Params = {"decisions": 20_000 if quick else 300_000, "checkpoint_every": 10}
+    w6_steps = W6_QUICK_STEPS if quick else W6_STEPS
+    mirrored: Params = {"steps": w6_steps, "save_steps": W6_SAVE_STEPS, "eval_steps": EVAL_STEPS}
     return [
         *w1_workloads(quick=quick, steps=steps, params=train_eval),
         Workload(
@@ -411,6 +415,18 @@ def workloads(*, quick: bool) -> list[Workload]:
             {},
             median_of("seconds"),
             Unit.SECONDS,
+        ),
+        Workload(
+            "W6",
+            f"train_and_evaluate under MirroredStrategy (2 logical CPUs), {w6_steps} steps, "
+            f"eval every {W6_SAVE_STEPS}",
+            "w6-ours",
+            "w6-reference",
+            mirrored,
+            median_of("seconds"),
+            Unit.SECONDS,
+            (Target(Goal.RATIO_MAX, 0.70),),
+            (same_evaluations(list(range(W6_SAVE_STEPS, w6_steps + 1, W6_SAVE_STEPS))),),
         ),
     ]
 
