@@ -163,7 +163,7 @@ def tests_gpu(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """Side-by-side benchmarks vs tf.estimator (full run, ~10 min on 2 idle cores).
+    """Side-by-side benchmarks vs tf.estimator (full run, ~45 min on 2 idle cores).
 
     `nox -s bench -- --quick` is the < 60 s smoke run; other options pass through, e.g.
     `-- --repeats 9 --json bench-results.json --only W1,W3 --strict`.
