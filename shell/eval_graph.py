@@ -112,8 +112,6 @@ class EvalGraph:
         feed_fns: The queue runners' Python feed functions with their state after the build.
         fed_input: Where the input is fed from (`shell.fed_input`), or None: the graph's own
             input runs in the evaluation session.
-        park_ops: Initialise each input iterator on an empty dataset without autotune, run
-            after an evaluation in a kept session (see `park_initializers`).
     """
 
     graph: Any
@@ -128,7 +126,6 @@ class EvalGraph:
     fresh_session_reasons: list[str] = field(default_factory=list)
     feed_fns: list[tuple[Any, dict[str, Any]]] = field(default_factory=list)
     fed_input: FedInput | None = None
-    park_ops: list[Any] = field(default_factory=list)
 
     def rewind_feed_fns(self) -> None:
         """Puts the queue runners' Python feed functions back in their state after the build.
@@ -252,56 +249,7 @@ def build_eval_graph(estimator: Any, input_fn: Any) -> EvalGraph:
         fresh_session_reasons=reasons,
         feed_fns=[(f, dict(vars(f))) for f in feed_fns],
         fed_input=fed_input,
-        park_ops=park_initializers(graph, input_hooks) if strategy is None else [],
     )
-
-
-def park_initializers(graph: Any, input_hooks: Sequence[Any]) -> list[Any]:
-    """Ops that re-initialise each input hook's iterator on an empty dataset of its structure.
-
-    A kept session initialises the evaluation input again at the start of each evaluation,
-    which destroys the last evaluation's iterator. TF 2.15 can miss waking that iterator's
-    tf.data autotune thread then, and waits for the rest of its sleep: by the next
-    evaluation the thread sleeps for hundreds of milliseconds (the periods double while it
-    idles). Running these right after an evaluation destroys the iterator while its thread's
-    period is still short, and leaves in its place one with no autotune thread. The user's
-    dataset is still initialised at the start of each evaluation, as `Estimator.evaluate`
-    does. Iterators whose elements are not all dense tensors are left as they are.
-
-    Args:
-        graph: The evaluation graph (not finalized).
-        input_hooks: Estimator's input hooks, each holding its ``_iterator``.
-
-    Returns:
-        The initializer ops (empty when there is nothing to park).
-    """
-    parks = []
-    with graph.as_default():
-        for hook in input_hooks:
-            iterator = getattr(hook, "_iterator", None)
-            if not isinstance(iterator, tf.compat.v1.data.Iterator):
-                continue
-            empty = _empty_dataset(iterator.element_spec)
-            if empty is not None:
-                parks.append(iterator.make_initializer(empty, name="tfexperiment_park_input"))
-    return parks
-
-
-def _empty_dataset(spec: Any) -> Any:
-    """A dataset with no elements, of structure ``spec`` (dense tensors only), no autotune."""
-    flat = tf.nest.flatten(spec)
-    if not all(type(s) is tf.TensorSpec for s in flat):
-        return None
-    zeros = [
-        tf.zeros([0 if d is None else d for d in s.shape.as_list()], s.dtype)
-        if s.shape.rank is not None
-        else tf.zeros([], s.dtype)
-        for s in flat
-    ]
-    options = tf.data.Options()
-    options.autotune.enabled = False
-    element = tf.nest.pack_sequence_as(spec, zeros)
-    return tf.data.Dataset.from_tensors(element).take(0).with_options(options)
 
 
 def _feedable(estimator: Any, input_fn: Any, graph: Any, starts: list[Any]) -> FedInput | None:

@@ -393,13 +393,7 @@ class PersistentEvaluator(Evaluator):
             except tf.errors.OutOfRangeError:
                 pass
         results: dict[str, Any] = session.run(graph.eval_dict)
-        self._park(session, graph)
         return results
-
-    def _park(self, session: Any, graph: EvalGraph) -> None:
-        """In a kept session, park the input iterators now (`eval_graph.park_initializers`)."""
-        if self._session is not None and graph.park_ops:
-            session.run(graph.park_ops)
 
     def _run_monitored(self, graph: EvalGraph, checkpoint_path: str) -> dict[str, Any]:
         """`_evaluate_once` on the kept graph: the same hooks, in the same order, same calls.
@@ -438,8 +432,6 @@ class PersistentEvaluator(Evaluator):
             # MonitoredSession un-finalizes a graph it found unfinalized: keep it finalized,
             # so a later hook that would grow the graph each evaluation is detected.
             graph.scaffold.finalize()
-        if self._session is not None:
-            self._park(self._session, graph)
         values: dict[str, Any] = final.final_ops_values
         return values
 

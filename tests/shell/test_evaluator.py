@@ -124,33 +124,6 @@ def test_custom_model_two_checkpoints_match_estimator(custom: Any, steps: int | 
     assert expected["global_step"] == 10
 
 
-@pytest.mark.parametrize("hooked", [False, True])
-def test_input_is_parked_on_an_empty_iterator_between_evaluations(
-    custom: Any, hooked: bool
-) -> None:
-    """After each evaluation in the kept session the input iterator holds an empty dataset
-    (no autotune thread left to miss at the next initialisation), and the next evaluation
-    still gives Estimator.evaluate's result, with and without an evaluation hook."""
-    first, second = _checkpoints(custom)[:2]
-    hooks = [tf.compat.v1.train.StepCounterHook(every_n_steps=1000)] if hooked else []
-    name = f"parked-{hooked}"
-    with PersistentEvaluator(
-        custom, _eval_input_fn, steps=None, hooks=hooks, name=name
-    ) as evaluator:
-        for path in (first, second):
-            _assert_same(
-                evaluator.evaluate(path),
-                custom.evaluate(_eval_input_fn, steps=None, checkpoint_path=path, name=name),
-            )
-            graph, session = evaluator._graph, evaluator._session
-            assert graph is not None and session is not None and len(graph.park_ops) == 1
-            (get_next,) = [
-                op for op in graph.graph.get_operations() if op.type == "IteratorGetNext"
-            ]
-            with pytest.raises(tf.errors.OutOfRangeError):
-                session.run(get_next.outputs)
-
-
 def test_canned_linear_regressor_matches_estimator(linear: Any) -> None:
     """Pins that canned estimators (LinearRegressor) go persistent and match Estimator.evaluate."""
     evaluator = make_evaluator(linear, _eval_input_fn, steps=3)
