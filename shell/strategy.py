@@ -222,6 +222,25 @@ def _in_coordinator_mode(estimator: Any) -> bool:
     return bool(getattr(_config_of(estimator), "_distribute_coordinator_mode", None))
 
 
+def _train_without_replica_autotune(
+    estimator: Any,
+    input_fn: Callable[..., Any],
+    hooks: Sequence[Any],
+    steps: int | None,
+    max_steps: int | None,
+    listeners: list[Any] | None,
+) -> None:
+    """``estimator.train(...)`` with the replicas' inputs built without autotune."""
+    with no_replica_autotune():
+        estimator.train(
+            input_fn,
+            hooks=list(hooks),
+            steps=steps,
+            max_steps=max_steps,
+            saving_listeners=listeners,
+        )
+
+
 def train(
     estimator: Any,
     input_fn: Callable[..., Any],
@@ -245,14 +264,7 @@ def train(
     """
     listeners = list(saving_listeners) if saving_listeners else None
     if not _in_coordinator_mode(estimator):
-        with no_replica_autotune():
-            estimator.train(
-                input_fn,
-                hooks=list(hooks),
-                steps=steps,
-                max_steps=max_steps,
-                saving_listeners=listeners,
-            )
+        _train_without_replica_autotune(estimator, input_fn, hooks, steps, max_steps, listeners)
         return estimator
     config = estimator.config
     task = _tf_config()
@@ -271,14 +283,7 @@ def train(
         )
         local._train_distribution = strategy
         local._config._distribute_coordinator_mode = None
-        with no_replica_autotune():
-            local.train(
-                input_fn,
-                hooks=list(hooks),
-                steps=steps,
-                max_steps=max_steps,
-                saving_listeners=listeners,
-            )
+        _train_without_replica_autotune(local, input_fn, hooks, steps, max_steps, listeners)
 
     log.info("training under the distribute coordinator (%s)", config._distribute_coordinator_mode)
     _dc.run_distribute_coordinator(
